@@ -1,0 +1,46 @@
+"""chitchat: real-time chat for Tornado applications.
+
+The public surface is exactly ``__all__``; everything else is internal.
+"""
+
+from .broker import Broker
+from .brokers.memory import MemoryBroker
+from .chat import Chat, create_server
+from .errors import (
+    AlreadyAnsweredError,
+    BackendError,
+    ChitchatError,
+    ConfigurationError,
+    ProtocolError,
+)
+from .origin import OriginPolicy
+from .router import ChatRouter
+from .store import Store
+from .stores.memory import MemoryStore
+from .transports.base import Connection, RequestInfo, Transport
+from .transports.sockjs import ChitchatConnection
+from .user import Message, User
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyAnsweredError",
+    "BackendError",
+    "Broker",
+    "Chat",
+    "ChatRouter",
+    "ChitchatConnection",
+    "ChitchatError",
+    "ConfigurationError",
+    "Connection",
+    "MemoryBroker",
+    "MemoryStore",
+    "Message",
+    "OriginPolicy",
+    "ProtocolError",
+    "RequestInfo",
+    "Store",
+    "Transport",
+    "User",
+    "create_server",
+]

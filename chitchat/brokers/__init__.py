@@ -1,0 +1,5 @@
+"""Broker implementations. ``MemoryBroker`` is the embedded default."""
+
+from .memory import MemoryBroker
+
+__all__ = ["MemoryBroker"]

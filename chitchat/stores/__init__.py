@@ -1,0 +1,5 @@
+"""Store implementations. ``MemoryStore`` is the embedded default."""
+
+from .memory import MemoryStore
+
+__all__ = ["MemoryStore"]

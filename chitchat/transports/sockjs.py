@@ -1,0 +1,99 @@
+"""The SockJS transport: sockjs-tornado's SockJSConnection as a thin adapter.
+
+What sockjs-tornado 1.0.7 gets wrong is covered here and in ``chitchat.router``:
+``on_open`` cannot refuse a connection, so the core answers with a chat-level error
+frame; closing in the same turn as a send breaks the HTTP polling transports, so a
+close waits until the client has had time to fetch the last frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from sockjs.tornado import SockJSConnection, SockJSRouter, proto  # type: ignore[import-untyped]
+
+from .base import Connection, RequestInfo
+
+if TYPE_CHECKING:
+    from ..chat import Chat
+
+__all__ = ["ChitchatConnection", "ChitchatSockJSRouter"]
+
+#: On HTTP transports the client fetches its last frames with its next poll. A close
+#: waits until they are fetched (checking every CLOSE_CHECK seconds), at most this long.
+CLOSE_GRACE = 5.0
+CLOSE_CHECK = 0.05
+
+
+class ChitchatSockJSRouter(SockJSRouter):  # type: ignore[misc]
+    """A SockJSRouter that knows its Chat, so that connections can find it."""
+
+    def __init__(self, chat: Chat, prefix: str, settings: dict[str, Any]) -> None:
+        self.chat = chat
+        super().__init__(ChitchatConnection, prefix, settings)
+
+
+class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
+    """One SockJS session, adapted to the chat core's Transport interface."""
+
+    name = "sockjs"
+    _connection: Connection | None = None
+    _closing: asyncio.Handle | None = None
+    _close_deadline = 0.0
+
+    # -- sockjs-tornado calls these -----------------------------------------------------
+
+    def on_open(self, request: Any) -> None:
+        self.name = "sockjs-" + self.session.transport_name
+        info = RequestInfo(request.ip, request.headers, request.path)
+        self._connection = self.session.server.chat.open(self, info)
+
+    def on_message(self, message: Any) -> None:
+        if self._connection is not None:
+            # SockJS can carry any JSON value; a chitchat frame is always a string.
+            self._connection.frame_received(message if isinstance(message, str) else "")
+
+    def on_close(self) -> None:
+        if self._closing is not None:
+            self._closing.cancel()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.closed()
+
+    # -- the chat core calls these (transports.base.Transport) --------------------------
+
+    def send(self, frame: str, binary: bool = False) -> None:
+        if not self.is_closed:
+            self.session.send_jsonified(_jsonified(frame))
+
+    def close(self, code: int = 3000, reason: str = "Go away!") -> None:
+        if self.is_closed or self._closing is not None:
+            return
+        self._close_deadline = asyncio.get_running_loop().time() + CLOSE_GRACE
+        self._close_when_flushed(code, reason)
+
+    def _close_when_flushed(self, code: int, reason: str) -> None:
+        # sockjs-tornado writes the close frame to the session's current handler; on the
+        # polling transports a handler that has already answered (inactive) must not be
+        # written to again, so wait until the queued frames are fetched and no handler is
+        # half-finished.
+        session = self.session
+        loop = asyncio.get_running_loop()
+        handler = session.handler
+        idle = handler is None or handler.active
+        if (idle and not session.send_queue) or loop.time() >= self._close_deadline:
+            self._closing = loop.call_soon(session.close, code, reason)
+        else:
+            self._closing = loop.call_later(CLOSE_CHECK, self._close_when_flushed, code, reason)
+
+
+# A fan-out hands the same frame object to every receiver: encode it for SockJS once.
+_last: tuple[str, str] = ("", '""')
+
+
+def _jsonified(frame: str) -> str:
+    global _last
+    if _last[0] is not frame:
+        _last = (frame, proto.json_encode(frame))
+    return _last[1]

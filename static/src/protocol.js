@@ -1,0 +1,51 @@
+/*
+ * The chitchat wire protocol, version 1: the constants of chitchat/protocol.py
+ * (described in docs/PROTOCOL.md), mirrored for the browser client.
+ *
+ * tests/test_protocol_agreement.py loads this file with Node's require() and checks
+ * that its enumerable keys equal the server's constants. static/build.js wraps it in
+ * a function that supplies `module`, so in the browser bundle it defines no global.
+ */
+'use strict';
+
+var protocol = {
+  VERSION: 1,
+  CLIENT_FRAMES: ['auth', 'send', 'ping', 'pong'],
+  SERVER_FRAMES: ['welcome', 'unauthorized', 'messages', 'ack', 'nack', 'ping', 'pong', 'error'],
+  CODES: {
+    MALFORMED: 4000,
+    UNKNOWN_TYPE: 4001,
+    TOO_LARGE: 4002,
+    NOT_AUTHORIZED: 4003,
+    ORIGIN_REFUSED: 4004,
+    AUTH_TIMEOUT: 4005,
+    UNSUPPORTED_VERSION: 4006,
+    INVALID: 4007,
+    ALREADY_AUTHORIZED: 4008,
+    HEARTBEAT_TIMEOUT: 4009,
+    FLOODED: 4010
+  },
+  // After an error frame with one of these codes the server closes the connection.
+  FATAL_CODES: [4004, 4005, 4006, 4009]
+};
+
+// The `error` values with which the client itself rejects a send() promise. Not part
+// of the wire format, so not enumerable: the agreement test compares only the above.
+Object.defineProperty(protocol, 'CLIENT_REJECTIONS', {
+  enumerable: false,
+  value: {
+    NOT_CONNECTED: 'not_connected', // send() while not connected
+    DISCONNECTED: 'disconnected',   // the connection was lost before ack/nack
+    INVALID: 'invalid',             // data is not a plain, JSON-encodable object
+    PROTOCOL: 'protocol'            // the server answered the send with an error frame
+  }
+});
+
+function deepFreeze(value) {
+  Object.getOwnPropertyNames(value).forEach(function (key) {
+    if (value[key] && typeof value[key] === 'object') deepFreeze(value[key]);
+  });
+  return Object.freeze(value);
+}
+
+module.exports = deepFreeze(protocol);
