@@ -85,7 +85,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     chat = make_chat()
     make_app(chat).listen(args.port, args.host)
-    logging.getLogger("demo").info("chitchat demo on http://%s:%d/", args.host, args.port)
+    print(f"chitchat demo ready on http://{args.host}:{args.port}/", flush=True)
     await announce_presence(chat)
 
 

@@ -1,0 +1,65 @@
+"""The chat server the browser tests drive, in its own process so it can be killed.
+
+    python tests/browser/server.py PORT
+
+Token auth as in tests/conftest.py (``{name, token: "secret-" + name}``), plus
+``POST /push?user=NAME`` (body: JSON payload) to call ``chat.message(user, payload)``,
+and ``/`` a blank page that loads the client. Prints ``ready`` once listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+import tornado.web
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from conftest import make_chat
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>harness</title>
+<script src="/chat/chitchat.js"></script><script src="/harness.js"></script></head>
+<body></body></html>"""
+
+
+class PageHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write(PAGE)
+
+
+class HarnessHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/javascript")
+        with open(os.path.join(os.path.dirname(__file__), "harness.js"), "rb") as f:
+            self.write(f.read())
+
+
+class PushHandler(tornado.web.RequestHandler):
+    def initialize(self, chat: object) -> None:
+        self.chat = chat
+
+    async def post(self) -> None:
+        await self.chat.message(self.get_argument("user"), json.loads(self.request.body))  # type: ignore[attr-defined]
+        self.write("ok")
+
+
+async def main() -> None:
+    port = int(sys.argv[1])
+    heartbeat = float(os.environ.get("CHITCHAT_HEARTBEAT", "10"))
+    chat = make_chat(heartbeat=heartbeat)
+    app = tornado.web.Application([
+        (r"/", PageHandler),
+        (r"/harness.js", HarnessHandler),
+        (r"/push", PushHandler, {"chat": chat}),
+        *chat.router("/chat").urls,
+    ])
+    app.listen(port, "127.0.0.1")
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
