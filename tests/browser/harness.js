@@ -2,7 +2,7 @@
 window.rec = {events: [], messages: [], states: []};
 window.start = function (name, token, options) {
   var opts = Object.assign({auth: {name: name, token: token}}, options || {});
-  var client = chitchat.connect('/chat', opts);
+  var client = chitchat.connect(window.CHAT_URL || '/chat', opts);
   ['connect', 'disconnect', 'reconnect', 'unauthorized', 'error'].forEach(function (ev) {
     chitchat.on(ev, function (arg) {
       rec.events.push([ev, arg === undefined ? null : JSON.parse(JSON.stringify(arg))]);

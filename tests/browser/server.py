@@ -37,6 +37,16 @@ class HarnessHandler(tornado.web.RequestHandler):
             self.write(f.read())
 
 
+class OtherSiteHandler(tornado.web.RequestHandler):
+    def initialize(self, chat_origin: str) -> None:
+        self.chat_origin = chat_origin
+
+    def get(self) -> None:
+        chat = self.chat_origin + "/chat"
+        page = PAGE.replace('src="/chat/chitchat.js"', f'src="{chat}/chitchat.js"')
+        self.write(page.replace("<body>", f"<body><script>CHAT_URL = '{chat}';</script>"))
+
+
 class PushHandler(tornado.web.RequestHandler):
     def initialize(self, chat: object) -> None:
         self.chat = chat
@@ -57,6 +67,14 @@ async def main() -> None:
         *chat.router("/chat").urls,
     ])
     app.listen(port, "127.0.0.1")
+    if len(sys.argv) > 2:
+        # Another origin (same host, another port) serving a page that tries to use the
+        # chat on ``port`` as the visitor: a stand-in for any other web site.
+        other = tornado.web.Application([
+            (r"/", OtherSiteHandler, {"chat_origin": f"http://127.0.0.1:{port}"}),
+            (r"/harness.js", HarnessHandler),
+        ])
+        other.listen(int(sys.argv[2]), "127.0.0.1")
     print("ready", flush=True)
     await asyncio.Event().wait()
 

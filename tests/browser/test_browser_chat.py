@@ -188,3 +188,31 @@ def test_demo_shows_html_in_a_message_as_text(browser: Any, demo: str) -> None:
     assert dialogs == ["control"]
     other.context.close()
     context.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"sockjs": {"transports": ["xhr-polling"]}}, {"transport": "websocket"}],
+    ids=["sockjs-websocket", "sockjs-xhr-polling", "native-websocket"],
+)
+def test_a_page_from_another_origin_cannot_open_a_chat_connection(
+    browser: Any, options: dict[str, Any]
+) -> None:
+    chat_port, other_port = free_port(), free_port()
+    server = ServerProcess([sys.executable, "tests/browser/server.py", str(chat_port),
+                            str(other_port)])
+    server.start()
+    try:
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{other_port}/")  # same host, another port
+        login(page, "ann", minDelay=50, maxDelay=100, **options)
+        page.wait_for_function("count('error') >= 1", timeout=WAIT)
+        if "transport" not in options:  # SockJS: the server said why, and that is final
+            error = page.evaluate("rec.events.find(e => e[0] === 'error')[1]")
+            assert error["code"] == 4004
+            page.wait_for_function("chitchat.state() === 'disconnected'", timeout=WAIT)
+        # Native WebSocket: the handshake is refused (403) on every attempt.
+        assert page.evaluate("count('connect')") == 0
+        page.context.close()
+    finally:
+        server.kill()
