@@ -71,6 +71,9 @@ class Chat:
         Largest accepted frame, in characters (default 64 KiB).
     ``max_pending``
         Frames one connection may have waiting to be handled (default 100).
+    ``max_backlog``
+        Bytes written to a WebSocket client but not yet taken by it (default 1 MiB);
+        a client that stops reading beyond this is disconnected.
     """
 
     def __init__(
@@ -85,15 +88,18 @@ class Chat:
         heartbeat: float = 10.0,
         max_frame_size: int = 64 * 1024,
         max_pending: int = 100,
+        max_backlog: int = 1024 * 1024,
     ) -> None:
         if history < 0:
             raise ConfigurationError("history must be >= 0")
         for name, value in (("auth_timeout", auth_timeout), ("handler_timeout", handler_timeout),
                             ("heartbeat", heartbeat), ("max_frame_size", max_frame_size),
-                            ("max_pending", max_pending)):
+                            ("max_pending", max_pending), ("max_backlog", max_backlog)):
             if value <= 0:
                 raise ConfigurationError(f"{name} must be positive")
-        self.limits = Limits(auth_timeout, handler_timeout, heartbeat, max_frame_size, max_pending)
+        self.limits = Limits(
+            auth_timeout, handler_timeout, heartbeat, max_frame_size, max_pending, max_backlog
+        )
         self.history = history
         self.origins = OriginPolicy(allowed_origins)
         self.broker: Broker = broker if broker is not None else MemoryBroker()

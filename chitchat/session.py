@@ -41,6 +41,7 @@ class Limits:
     heartbeat: float = 10.0
     max_frame_size: int = 64 * 1024
     max_pending: int = 100
+    max_backlog: int = 1024 * 1024
 
 
 class Core(Protocol):

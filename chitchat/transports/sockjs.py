@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sockjs.tornado import SockJSConnection, SockJSRouter, proto  # type: ignore[import-untyped]
 
+from ._backlog import too_slow
 from .base import Connection, RequestInfo
 
 if TYPE_CHECKING:
@@ -64,8 +65,18 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
     # -- the chat core calls these (transports.base.Transport) --------------------------
 
     def send(self, frame: str, binary: bool = False) -> None:
-        if not self.is_closed:
-            self.session.send_jsonified(_jsonified(frame))
+        if self.is_closed:
+            return
+        session = self.session
+        handler = session.handler
+        # Polling sessions buffer in send_queue and expire when the client stops polling;
+        # a websocket session writes straight to a socket that may not be read.
+        ws = getattr(handler, "ws_connection", None)
+        if ws is not None and too_slow(ws.stream, session.server.chat.limits.max_backlog,
+                                       self._connection):
+            handler.abort_connection()
+            return
+        session.send_jsonified(_jsonified(frame))
 
     def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         if self.is_closed or self._closing is not None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.websocket
 
+from ._backlog import too_slow
 from .base import Connection, RequestInfo
 
 if TYPE_CHECKING:
@@ -51,8 +52,16 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             connection.closed()
 
     def send(self, frame: str) -> None:
-        if self.ws_connection is not None and not self.ws_connection.is_closing():
-            self.write_message(frame)
+        ws = self.ws_connection
+        if ws is None or ws.is_closing():
+            return
+        stream = ws.stream
+        if stream is not None and too_slow(stream, self.chat.limits.max_backlog,
+                                           self._connection):
+            # A close frame would queue behind the backlog it never reads: drop the socket.
+            stream.close()
+            return
+        self.write_message(frame)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         super().close(code, reason)

@@ -65,8 +65,10 @@ class ServerProcess:
             self.proc = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module-scoped: Playwright's sync API keeps an asyncio loop running while it is
+    # open, and the pytest-tornado tests elsewhere need none running.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
