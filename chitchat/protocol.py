@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -72,6 +73,7 @@ FATAL_CODES: Final = frozenset(
     {Code.ORIGIN_REFUSED, Code.AUTH_TIMEOUT, Code.UNSUPPORTED_VERSION, Code.HEARTBEAT_TIMEOUT}
 )
 
+_LEADING_REF = re.compile(r'\s*\{\s*"t"\s*:\s*"send"\s*,\s*"ref"\s*:\s*(\d{1,15})\s*[,}]')
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -116,7 +118,10 @@ def decode(text: str, max_size: int) -> ClientFrame:
     ``t``, ``UNKNOWN_TYPE``, or ``INVALID`` for fields of the wrong type.
     """
     if len(text) > max_size:
-        raise ProtocolError(Code.TOO_LARGE, f"frame larger than {max_size} characters")
+        # Not parsed, but the client's encoder puts "ref" first: find it for the answer.
+        ref = _LEADING_REF.match(text)
+        raise ProtocolError(Code.TOO_LARGE, f"frame larger than {max_size} characters",
+                            int(ref.group(1)) if ref else None)
     try:
         obj = json.loads(text)
     except ValueError:

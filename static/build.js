@@ -26,7 +26,8 @@ function read(file) {
 function sockjsSource() {
   const pkg = JSON.parse(read(require.resolve('sockjs-client/package.json', {paths: [here]})));
   if (pkg.version !== SOCKJS_VERSION) {
-    throw new Error(`sockjs-client ${pkg.version} is installed, ${SOCKJS_VERSION} expected: run npm ci`);
+    throw new Error(
+      `sockjs-client ${pkg.version} is installed, ${SOCKJS_VERSION} expected: run npm ci`);
   }
   const file = require.resolve('sockjs-client/dist/sockjs.min.js', {paths: [here]});
   // The source map is not shipped, so drop the comment that points to it.
@@ -55,7 +56,8 @@ function clientSource() {
 function bundle() {
   const chitchatVersion = JSON.parse(read(path.join(here, 'package.json'))).version;
   return [
-    `/*! chitchat.js ${chitchatVersion}: the browser client of chitchat. Built by static/build.js; do not edit.`,
+    `/*! chitchat.js ${chitchatVersion}: the browser client of chitchat.`,
+    ' * Built by static/build.js from static/src/: do not edit.',
     ` * Includes sockjs-client ${SOCKJS_VERSION} (https://github.com/sockjs/sockjs-client),`,
     ' * Copyright (c) 2011-2018 The sockjs-client Authors, MIT license. */',
     '',

@@ -22,6 +22,9 @@ echo "== installing chitchat and its test tools"
 echo "== building the browser client (sockjs-client from npm)"
 (cd static && npm ci --no-audit --no-fund --silent && npm run --silent build)
 
+echo "== client unit tests (node --test, fake transport and clock)"
+(cd static && npm test --silent)
+
 echo "== ruff"
 .venv/bin/ruff check chitchat tests demo
 echo "== mypy (strict, the package)"

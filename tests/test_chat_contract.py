@@ -218,6 +218,14 @@ async def test_client_that_never_authorizes_is_disconnected_with_a_reason(
 
 
 @pytest.mark.gen_test
+async def test_oversized_send_is_answered_with_its_ref(connect: Connect) -> None:
+    ann = await connect("ann")
+    ann.send('{"t":"send","ref":41,"data":{"text":"' + "x" * 70000 + '"}}')
+    error = await ann.recv_type("error")
+    assert (error["code"], error["ref"], error["fatal"]) == (4002, 41, False)
+
+
+@pytest.mark.gen_test
 @pytest.mark.parametrize(
     ("text", "code"),
     [

@@ -27,6 +27,7 @@ var DEFAULTS = {
 };
 var FALLBACK_HB = 25000;  // used when a welcome frame carries no usable `hb`
 var SEEN_LIMIT = 10000;   // how many delivered message ids are remembered
+var CONFIRM_MS = 500;     // a passed deadline is checked once more this much later
 
 // Reasons given to 'disconnect' and 'reconnect' handlers, besides the lowercased
 // name of a server error code (e.g. 'heartbeat_timeout' for a 4009 error frame).
@@ -233,20 +234,21 @@ function transportFactory(opts) {
 //
 // States and the events their transitions emit (only _setState changes the state):
 //
-//   disconnected --connect()--> connecting --welcome--> connected        emits connect
-//   connected    --lost-------> reconnecting                             emits disconnect, reconnect
-//   connecting   --failed-----> reconnecting                             emits reconnect
-//   reconnecting --welcome----> connected                                emits connect
-//   any          --disconnect(), unauthorized, fatal error--> disconnected
-//                                           emits disconnect if it was connected
+//   disconnected --connect()--> connecting      (no event)
+//   connecting   --welcome----> connected       emits connect
+//   connecting   --failed-----> reconnecting    emits reconnect
+//   connected    --lost-------> reconnecting    emits disconnect, then reconnect
+//   reconnecting --welcome----> connected       emits connect
+//   any --disconnect(), unauthorized, fatal error--> disconnected
+//                                               emits disconnect if it was connected
 //
 // A failed first attempt emits no 'disconnect': that event always pairs with an
 // earlier 'connect'. While reconnecting, a failed attempt only schedules the next one,
 // so 'disconnect' and 'reconnect' fire once per outage. Events are emitted after the
 // client's own bookkeeping, so a handler may call any method (even disconnect()).
 //
-// Each attempt is a "link": {transport, startedAt, lastHeard, hbTimeout, watchdog}.
-// this._link is the current one; callbacks of any other link are ignored.
+// Each attempt is a "link": {transport, startedAt, lastHeard, hbTimeout, watchdog,
+// overdue}. this._link is the current one; callbacks of any other link are ignored.
 
 /**
  * A chat connection to the chitchat server mounted at `url` (e.g. '/chat').
@@ -349,7 +351,10 @@ Client.prototype._setState = function (next, arg) {
 // Start one attempt: get the auth data, open a transport, wait for welcome.
 Client.prototype._attempt = function () {
   var self = this;
-  var link = {transport: null, startedAt: now(), lastHeard: now(), hbTimeout: 0, watchdog: null};
+  var link = {
+    transport: null, startedAt: now(), lastHeard: now(), hbTimeout: 0,
+    watchdog: null, overdue: false
+  };
   this._link = link;
   this._watch(link);
 
@@ -369,7 +374,8 @@ Client.prototype._attempt = function () {
   Promise.resolve()
     .then(function () { return typeof auth === 'function' ? auth() : auth; })
     .then(function (data) {
-      return JSON.stringify({t: 'auth', v: protocol.VERSION, data: data === undefined ? null : data});
+      if (data === undefined) data = null;
+      return JSON.stringify({t: 'auth', v: protocol.VERSION, data: data});
     })
     .then(function (frame) {
       if (self._link !== link) return;
@@ -389,12 +395,14 @@ Client.prototype._attempt = function () {
           self._lost(REASONS.CLOSED, self._state === 'connected' ? null : err);
         })
       });
-      if (!transport || typeof transport.send !== 'function' || typeof transport.close !== 'function') {
+      if (!transport || typeof transport.send !== 'function' ||
+          typeof transport.close !== 'function') {
         throw new TypeError('the transport factory must return {send(text), close()}');
       }
       link.transport = transport;
     }, function (err) {
-      if (self._link === link) self._lost(REASONS.AUTH_FAILED, {code: 0, reason: 'auth: ' + errorMessage(err)});
+      if (self._link !== link) return;
+      self._lost(REASONS.AUTH_FAILED, {code: 0, reason: 'auth: ' + errorMessage(err)});
     })
     .catch(function (err) {
       if (self._link === link) self._lost(REASONS.CLOSED, {code: 0, reason: errorMessage(err)});
@@ -407,12 +415,24 @@ Client.prototype._attempt = function () {
 Client.prototype._watch = function (link) {
   var self = this;
   var welcomed = this._state === 'connected';
-  var deadline = welcomed ? link.lastHeard + link.hbTimeout : link.startedAt + this._options.timeout;
+  var deadline = welcomed
+    ? link.lastHeard + link.hbTimeout
+    : link.startedAt + this._options.timeout;
   var left = deadline - now();
+  function checkAgainIn(ms) {
+    link.watchdog = setTimeout(function () { if (self._link === link) self._watch(link); }, ms);
+  }
   clearTimeout(link.watchdog);
   link.watchdog = null;
   if (left > 0) {
-    link.watchdog = setTimeout(function () { if (self._link === link) self._watch(link); }, left);
+    link.overdue = false;
+    checkAgainIn(left);
+  } else if (!link.overdue) {
+    // Past the deadline: look once more a little later. The page itself may have
+    // been stalled (frozen tab, busy CPU, sleep) with frames still queued behind
+    // this timer, and those count.
+    link.overdue = true;
+    checkAgainIn(CONFIRM_MS);
   } else if (welcomed) {
     this._lost(REASONS.HEARTBEAT_TIMEOUT);
   } else {
@@ -525,7 +545,8 @@ Client.prototype._onError = function (frame) {
     this._stop(codeReason(code), 'error', err);
   } else {
     if (hasRef) {
-      this._pending.settle(frame.ref, false, {error: REJECT.PROTOCOL, code: code, reason: err.reason});
+      this._pending.settle(frame.ref, false,
+                           {error: REJECT.PROTOCOL, code: code, reason: err.reason});
     }
     this._events.emit('error', err);
   }

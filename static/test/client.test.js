@@ -1,0 +1,478 @@
+// Unit tests of the chitchat browser client against a recording fake transport and a
+// fake clock, in a vm context: `node --test static/test/` (no browser, no network).
+'use strict';
+
+const assert = require('node:assert/strict');
+const test = require('node:test');
+const vm = require('node:vm');
+const {clientSource} = require('../build.js');
+
+const SOURCE = clientSource();
+
+// A fake clock: timers run only when the test advances time.
+function FakeClock() {
+  this.time = 1000000;
+  this.timers = new Map();
+  this.nextId = 1;
+}
+FakeClock.prototype.setTimeout = function (fn, delay) {
+  const id = this.nextId++;
+  this.timers.set(id, {fn, at: this.time + Math.max(0, delay || 0)});
+  return id;
+};
+FakeClock.prototype.clearTimeout = function (id) {
+  this.timers.delete(id);
+};
+FakeClock.prototype.pending = function () {
+  return [...this.timers.values()].map((t) => t.at - this.time).sort((a, b) => a - b);
+};
+
+// Let promise callbacks (auth, transport creation) run.
+function flush() {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+// Advance the fake clock by ms, running due timers in order (with microtasks between).
+async function tick(clock, ms) {
+  const end = clock.time + ms;
+  for (;;) {
+    await flush();
+    let next = null;
+    for (const [id, t] of clock.timers) if (t.at <= end && (!next || t.at < next[1].at)) next = [id, t];
+    if (!next) break;
+    clock.timers.delete(next[0]);
+    clock.time = Math.max(clock.time, next[1].at);
+    next[1].fn();
+  }
+  clock.time = end;
+  await flush();
+}
+
+// A recording fake transport factory: every attempt is pushed to `made`.
+function fakeTransports() {
+  const made = [];
+  function factory(url, callbacks) {
+    const t = {
+      url, callbacks, sent: [], closed: false,
+      send(text) { if (this.closed) throw new Error('closed'); this.sent.push(JSON.parse(text)); },
+      close() { this.closed = true; },
+      // test-side helpers: what the server does
+      open() { callbacks.onopen(); },
+      receive(frame) { callbacks.onmessage(typeof frame === 'string' ? frame : JSON.stringify(frame)); },
+      drop(info) { this.closed = true; callbacks.onclose(info === undefined ? {code: 1006, reason: 'gone'} : info); },
+      welcome(hb) { this.open(); this.receive({t: 'welcome', user: 'ann', meta: {m: 1}, hb: hb || 1000}); }
+    };
+    made.push(t);
+    return t;
+  }
+  return {made, factory, last: () => made[made.length - 1]};
+}
+
+// A fresh chitchat in its own context: {chitchat, clock, errors, window}.
+function load(opts = {}) {
+  const clock = new FakeClock();
+  const errors = [];
+  const context = {
+    Date: {now: () => clock.time},
+    Math: Object.assign(Object.create(Math), {random: () => (opts.random !== undefined ? opts.random : 1)}),
+    setTimeout: (fn, d) => clock.setTimeout(fn, d),
+    clearTimeout: (id) => clock.clearTimeout(id),
+    URL,
+    console
+  };
+  context.window = context;
+  context.location = {href: opts.href || 'http://example.com/app/page'};
+  vm.createContext(context);
+  vm.runInContext(SOURCE, context);
+  return {chitchat: context.chitchat, clock, errors, window: context};
+}
+
+// A client on a fake transport, with every event recorded in order.
+function setup(options = {}, loadOpts = {}) {
+  const env = load(loadOpts);
+  const transports = fakeTransports();
+  const client = new env.chitchat.Client('/chat', Object.assign({transport: transports.factory}, options));
+  const events = [];
+  for (const name of ['connect', 'disconnect', 'reconnect', 'unauthorized', 'messages', 'error']) {
+    client.on(name, (arg) => events.push([name, arg]));
+  }
+  return Object.assign(env, {client, transports, events});
+}
+
+async function connected(options) {
+  const env = setup(options);
+  env.client.connect();
+  await flush();
+  env.transports.last().welcome();
+  env.events.length = 0;
+  return env;
+}
+
+const plain = (value) => JSON.parse(JSON.stringify(value));
+
+test('protocol constants have the agreed shape and the client rejection reasons', () => {
+  const p = require('../src/protocol.js');
+  assert.deepEqual(Object.keys(p), ['VERSION', 'CLIENT_FRAMES', 'SERVER_FRAMES', 'CODES', 'FATAL_CODES']);
+  assert.equal(p.VERSION, 1);
+  assert.equal(p.CODES.MALFORMED, 4000);
+  assert.equal(p.CODES.HEARTBEAT_TIMEOUT, 4009);
+  assert.deepEqual(p.FATAL_CODES, [4004, 4005, 4006, 4009]);
+  assert.equal(p.CLIENT_REJECTIONS.NOT_CONNECTED, 'not_connected');
+  assert.ok(Object.isFrozen(p.CODES));
+});
+
+test('a client does not connect until connect() and sends auth first on open', async () => {
+  let calls = 0;
+  const {client, transports, events} = setup({auth: () => Promise.resolve({token: 't' + ++calls})});
+  await flush();
+  assert.equal(transports.made.length, 0);
+  assert.equal(client.state(), 'disconnected');
+  client.connect();
+  assert.equal(client.state(), 'connecting');
+  await flush();
+  const t = transports.last();
+  assert.equal(t.url, '/chat');
+  t.open();
+  assert.deepEqual(t.sent, [{t: 'auth', v: 1, data: {token: 't1'}}]);
+  t.receive({t: 'welcome', user: 'ann', meta: {role: 'x'}, hb: 1000});
+  assert.deepEqual(plain(events), [['connect', {user: 'ann', meta: {role: 'x'}}]]);
+  assert.ok(client.isConnected());
+});
+
+test('send resolves on ack, rejects on nack, error frame, loss, and when not connected', async () => {
+  const {client, transports} = await connected();
+  const t = transports.last();
+  const p1 = client.send({text: 'a'});
+  const p2 = client.send({text: 'b'});
+  assert.deepEqual(t.sent.slice(1), [{t: 'send', ref: 1, data: {text: 'a'}}, {t: 'send', ref: 2, data: {text: 'b'}}]);
+  const msg = {id: 'm1', user: 'ann', data: {text: 'a'}, ts: 5};
+  t.receive({t: 'ack', ref: 1, msg});
+  t.receive({t: 'nack', ref: 2, meta: {why: 'no'}});
+  assert.deepEqual(plain(await p1), msg);
+  await assert.rejects(p2, (e) => (assert.deepEqual(plain(e), {why: 'no'}), true));
+  const p3 = client.send({text: 'c'});
+  t.receive({t: 'error', code: 4010, reason: 'flooded', fatal: false, ref: 3});
+  await assert.rejects(p3, (e) => (assert.deepEqual(plain(e), {error: 'protocol', code: 4010, reason: 'flooded'}), true));
+  await assert.rejects(client.send('text'), (e) => e.error === 'invalid');
+  await assert.rejects(client.send([1]), (e) => e.error === 'invalid');
+  const cyclic = {}; cyclic.self = cyclic;
+  await assert.rejects(client.send(cyclic), (e) => e.error === 'invalid');
+  const p4 = client.send({text: 'd'});
+  t.drop();
+  await assert.rejects(p4, (e) => (assert.deepEqual(plain(e), {error: 'disconnected'}), true));
+  await assert.rejects(client.send({text: 'e'}), (e) => (assert.deepEqual(plain(e), {error: 'not_connected'}), true));
+});
+
+test('a lost connection emits disconnect and reconnect once per outage, with full-jitter backoff', async () => {
+  const {client, transports, events, clock} = await connected({minDelay: 100, maxDelay: 1000});
+  transports.last().drop({code: 1006, reason: 'gone'});
+  assert.deepEqual(plain(events), [['disconnect', 'transport_closed'], ['reconnect', 'transport_closed']]);
+  assert.ok(client.isReconnecting());
+  events.length = 0;
+  // Math.random() is 1 here, so each delay is the top of its range: 100, 200, 400, 800, 1000.
+  for (const delay of [100, 200, 400, 800, 1000, 1000]) {
+    assert.deepEqual(clock.pending(), [delay]);
+    const before = transports.made.length;
+    await tick(clock, delay);
+    assert.equal(transports.made.length, before + 1);
+    transports.last().drop({code: 1002, reason: 'Cannot connect to server'});
+  }
+  assert.deepEqual(plain(events).map((e) => e[0]), ['error', 'error', 'error', 'error', 'error', 'error']);
+  assert.deepEqual(plain(events[0][1]), {code: 1002, reason: 'Cannot connect to server'});
+  events.length = 0;
+  await tick(clock, 1000);
+  transports.last().welcome();
+  assert.deepEqual(plain(events), [['connect', {user: 'ann', meta: {m: 1}}]]);
+  assert.ok(client.isConnected());
+  transports.last().drop();
+  assert.deepEqual(clock.pending().filter((d) => d > 50), [100], 'backoff restarts after a welcome');
+});
+
+test('full jitter draws the delay from [0, cap)', async () => {
+  const {transports, clock} = await (async () => {
+    const env = setup({minDelay: 400}, {random: 0.25});
+    env.client.connect();
+    await flush();
+    env.transports.last().drop();
+    return env;
+  })();
+  assert.deepEqual(clock.pending().filter((d) => d < 10000), [100]);
+  assert.equal(transports.made.length, 1);
+});
+
+test('a first connection that fails goes to reconnecting with an error, without disconnect', async () => {
+  const {client, transports, events} = setup();
+  client.connect();
+  await flush();
+  transports.last().drop({code: 2000, reason: 'All transports failed'});
+  assert.deepEqual(plain(events), [['reconnect', 'transport_closed'], ['error', {code: 2000, reason: 'All transports failed'}]]);
+  assert.ok(client.isReconnecting());
+});
+
+test('a string close reason from a custom transport becomes {code: 0, reason}', async () => {
+  const {client, transports, events} = setup();
+  client.connect();
+  await flush();
+  transports.last().drop('refused');
+  assert.deepEqual(plain(events[1]), ['error', {code: 0, reason: 'refused'}]);
+});
+
+test('messages already delivered are dropped, also across reconnects', async () => {
+  const {transports, events, clock} = await connected();
+  const m = (id) => ({id, user: 'ann', data: {n: id}, ts: 1});
+  transports.last().receive({t: 'messages', list: [m('a'), m('b')]});
+  transports.last().receive({t: 'messages', list: [m('b'), m('c')]});
+  transports.last().receive({t: 'messages', list: [m('c')]});
+  transports.last().drop();
+  await tick(clock, 1000);
+  transports.last().welcome();
+  transports.last().receive({t: 'messages', list: [m('a'), m('b'), m('c'), m('d')]});
+  const delivered = plain(events).filter((e) => e[0] === 'messages').map((e) => e[1].map((x) => x.id));
+  assert.deepEqual(delivered, [['a', 'b'], ['c'], ['d']]);
+});
+
+test('the set of delivered ids is bounded: the oldest is forgotten first', async () => {
+  const {transports, events} = await connected();
+  const list = [];
+  for (let i = 0; i <= 10000; i++) list.push({id: 'id' + i, user: null, data: {}, ts: 0});
+  transports.last().receive({t: 'messages', list});
+  events.length = 0;
+  transports.last().receive({t: 'messages', list: [list[0], list[1], list[10000]]});
+  // id0 was evicted by id10000; remembering it again evicts id1, the oldest then.
+  assert.deepEqual(plain(events).map((e) => e[1].map((x) => x.id)), [['id0', 'id1']]);
+});
+
+test('unauthorized stops for good: no retry, no timer left', async () => {
+  const {client, transports, events, clock} = setup({auth: {token: 'bad'}});
+  client.connect();
+  await flush();
+  transports.last().open();
+  transports.last().receive({t: 'unauthorized', meta: {reason: 'expired'}});
+  assert.deepEqual(plain(events), [['unauthorized', {reason: 'expired'}]]);
+  assert.ok(client.isDisconnected());
+  assert.ok(transports.last().closed);
+  assert.deepEqual(clock.pending(), []);
+  await tick(clock, 120000);
+  assert.equal(transports.made.length, 1);
+});
+
+for (const code of [4004, 4005, 4006]) {
+  test(`fatal error ${code} stops for good`, async () => {
+    const {client, transports, events, clock} = setup();
+    client.connect();
+    await flush();
+    transports.last().open();
+    transports.last().receive({t: 'error', code, reason: 'no', fatal: true});
+    transports.last().drop();  // the server's close that follows: ignored
+    assert.deepEqual(plain(events), [['error', {code, reason: 'no'}]]);
+    assert.ok(client.isDisconnected());
+    assert.deepEqual(clock.pending(), []);
+  });
+}
+
+test('error 4009 from the server is a lost connection', async () => {
+  const {client, transports, events} = await connected();
+  transports.last().receive({t: 'error', code: 4009, reason: 'silent', fatal: true});
+  assert.deepEqual(plain(events), [
+    ['disconnect', 'heartbeat_timeout'], ['reconnect', 'heartbeat_timeout'], ['error', {code: 4009, reason: 'silent'}],
+  ]);
+  assert.ok(client.isReconnecting());
+  assert.ok(transports.last().closed);
+});
+
+test('a non-fatal error is reported and the connection stays up', async () => {
+  const {client, transports, events} = await connected();
+  transports.last().receive({t: 'error', code: 4000, reason: 'bad json', fatal: false});
+  assert.deepEqual(plain(events), [['error', {code: 4000, reason: 'bad json'}]]);
+  assert.ok(client.isConnected());
+});
+
+test('pings are answered and keep the connection; silence past 2 x hb loses it', async () => {
+  const {client, transports, events, clock} = await connected();
+  const t = transports.last();
+  for (let i = 0; i < 5; i++) {
+    await tick(clock, 1000);
+    t.receive({t: 'ping'});
+  }
+  assert.equal(t.sent.filter((f) => f.t === 'pong').length, 5);
+  assert.ok(client.isConnected());
+  await tick(clock, 1999);
+  assert.ok(client.isConnected());
+  await tick(clock, 2);
+  assert.ok(client.isConnected(), 'a passed deadline is confirmed once more, 500 ms later');
+  await tick(clock, 500);
+  assert.ok(t.closed);
+  assert.deepEqual(plain(events), [['disconnect', 'heartbeat_timeout'], ['reconnect', 'heartbeat_timeout']]);
+});
+
+test('the heartbeatTimeout option overrides 2 x hb', async () => {
+  const {client, clock} = await connected({heartbeatTimeout: 5000});
+  await tick(clock, 4999);
+  assert.ok(client.isConnected());
+  await tick(clock, 502);
+  assert.ok(client.isReconnecting());
+});
+
+test('a late (throttled) watchdog timer still judges by the last frame time', async () => {
+  const {client, transports, clock} = await connected();
+  // The timer fires late, but a frame arrived meanwhile: still connected.
+  clock.time += 1500;
+  transports.last().receive({t: 'pong'});
+  await tick(clock, 1000);
+  assert.ok(client.isConnected());
+});
+
+test('frames queued behind a watchdog that fired after a stall keep the connection', async () => {
+  const {client, transports, clock} = await connected();
+  clock.time += 10000;  // the page was frozen: the watchdog is long overdue
+  await tick(clock, 0);
+  assert.ok(client.isConnected());
+  transports.last().receive({t: 'ping'});  // queued while frozen, handled after the timer
+  await tick(clock, 1000);
+  assert.ok(client.isConnected());
+  await tick(clock, 1000 + 500);
+  assert.ok(client.isReconnecting());
+});
+
+test('no welcome within timeout: error and retry', async () => {
+  const {client, transports, events, clock} = setup({timeout: 3000});
+  client.connect();
+  await flush();
+  transports.last().open();
+  await tick(clock, 3501);
+  assert.ok(transports.made[0].closed);
+  assert.deepEqual(plain(events), [['reconnect', 'connect_timeout'], ['error', {code: 0, reason: 'no welcome within 3000 ms'}]]);
+  assert.ok(client.isReconnecting());
+});
+
+test('an auth function that fails is an error and is retried; it is called on every attempt', async () => {
+  let calls = 0;
+  const {client, transports, events, clock} = setup({auth: () => { calls++; if (calls === 1) throw new Error('no token'); return 'tok'; }});
+  client.connect();
+  await flush();
+  assert.equal(transports.made.length, 0);
+  assert.deepEqual(plain(events), [['reconnect', 'auth_failed'], ['error', {code: 0, reason: 'auth: no token'}]]);
+  await tick(clock, 500);
+  transports.last().open();
+  assert.deepEqual(transports.last().sent, [{t: 'auth', v: 1, data: 'tok'}]);
+  assert.equal(calls, 2);
+});
+
+test('disconnect() stops everything and ignores the old transport', async () => {
+  const {client, transports, events, clock} = await connected();
+  const t = transports.last();
+  const pending = client.send({text: 'x'});
+  client.disconnect();
+  assert.deepEqual(plain(events), [['disconnect', 'client']]);
+  assert.ok(t.closed);
+  assert.deepEqual(clock.pending(), []);
+  await assert.rejects(pending, (e) => e.error === 'disconnected');
+  t.receive({t: 'messages', list: [{id: 'z'}]});
+  t.callbacks.onclose({code: 1000});
+  assert.equal(events.length, 1);
+  assert.ok(client.isDisconnected());
+  await tick(clock, 60000);
+  assert.equal(transports.made.length, 1);
+});
+
+test('disconnect() while reconnecting cancels the retry and emits nothing more', async () => {
+  const {client, transports, events, clock} = await connected();
+  transports.last().drop();
+  events.length = 0;
+  client.disconnect();
+  assert.deepEqual(events, []);
+  assert.deepEqual(clock.pending(), []);
+});
+
+test('a handler may call disconnect() from inside a transition', async () => {
+  const {client, transports, events, clock} = await connected();
+  client.on('disconnect', () => client.disconnect());
+  transports.last().drop();
+  assert.deepEqual(plain(events), [['disconnect', 'transport_closed']]);
+  assert.ok(client.isDisconnected());
+  assert.deepEqual(clock.pending(), []);
+});
+
+test('a throwing handler does not stop the others, and is reported', async () => {
+  const {client, transports, clock} = setup();
+  const seen = [];
+  client.on('connect', () => { throw new Error('boom'); });
+  client.on('connect', () => seen.push('second'));
+  client.connect();
+  await flush();
+  transports.last().welcome();
+  assert.deepEqual(seen, ['second']);
+  assert.ok(client.isConnected());
+  assert.ok(clock.pending().includes(0), 'the error is rethrown from a timer');
+});
+
+test('off() removes a handler; unknown events are refused', () => {
+  const {client} = setup();
+  const fn = () => {};
+  client.on('messages', fn).off('messages', fn);
+  assert.throws(() => client.on('mesages', fn), {name: 'TypeError'});
+  assert.throws(() => client.on('messages', 'nope'), {name: 'TypeError'});
+});
+
+test('module-level API: handlers queued before connect, acting on the last client', async () => {
+  const {chitchat, window} = load();
+  const made = [];
+  const factory = (url, cb) => { const t = fakeTransports(); const x = t.factory(url, cb); made.push(x); return x; };
+  const seen = [];
+  const onConnect = (info) => seen.push(info.user);
+  chitchat.on('connect', onConnect);
+  assert.equal(chitchat.state(), 'disconnected');
+  await assert.rejects(chitchat.send({a: 1}), (e) => e.error === 'not_connected');
+  const c1 = chitchat.connect('/chat', {transport: factory});
+  assert.ok(c1 instanceof chitchat.Client);
+  await flush();
+  made[0].welcome();
+  assert.deepEqual(seen, ['ann']);
+  assert.ok(chitchat.isConnected());
+  const c2 = chitchat.connect('/chat', {transport: factory});
+  assert.ok(c1.isDisconnected() && made[0].closed, 'the previous module-level client is closed');
+  await flush();
+  made[1].welcome();
+  assert.deepEqual(seen, ['ann', 'ann']);
+  chitchat.off('connect', onConnect);
+  chitchat.disconnect();
+  assert.ok(c2.isDisconnected());
+  assert.equal(window.chitchat.version, '0.1.0');
+  assert.equal(chitchat.protocol.VERSION, 1);
+});
+
+test('websocket transport: <url>/ws with the scheme of the page', async () => {
+  for (const [href, url, expected] of [
+    ['https://example.com/app/', '/chat', 'wss://example.com/chat/ws'],
+    ['http://localhost:8888/', '/chat/', 'ws://localhost:8888/chat/ws'],
+    ['http://localhost:8888/', 'https://other.example/x', 'wss://other.example/x/ws'],
+  ]) {
+    const env = load({href});
+    const sockets = [];
+    env.window.WebSocket = function (u) { this.url = u; sockets.push(this); };
+    env.window.WebSocket.prototype.send = function () {};
+    env.window.WebSocket.prototype.close = function () {};
+    new env.chitchat.Client(url, {transport: 'websocket'}).connect();
+    await flush();
+    assert.equal(sockets[0].url, expected);
+  }
+});
+
+test('sockjs transport: gets the absolute url and the sockjs options', async () => {
+  const env = load({href: 'http://localhost:8888/page'});
+  const made = [];
+  env.window.SockJS = function (url, _reserved, options) { made.push([url, options]); };
+  env.window.SockJS.prototype.send = function () {};
+  env.window.SockJS.prototype.close = function () {};
+  new env.chitchat.Client('/chat', {sockjs: {transports: ['xhr-streaming']}}).connect();
+  await flush();
+  assert.deepEqual(plain(made), [['http://localhost:8888/chat', {transports: ['xhr-streaming']}]]);
+});
+
+test('bad options are refused at construction', () => {
+  const {chitchat} = load();
+  assert.throws(() => new chitchat.Client('/chat', {transport: 'carrier-pigeon'}), {name: 'TypeError'});
+  assert.throws(() => new chitchat.Client('/chat', {timeout: 0}), {name: 'TypeError'});
+  assert.throws(() => new chitchat.Client('/chat', {minDelay: -1}), {name: 'TypeError'});
+  assert.throws(() => new chitchat.Client(), {name: 'TypeError'});
+});
