@@ -1,0 +1,444 @@
+"""The benchmark runner: starts each server pinned to its core, drives it with load
+generator workers pinned to the other, and writes docs/benchmarks.md.
+
+Run it through ``bash bench/run.sh`` (which sets up the environment and the pinning);
+``--quick`` is a smoke test (one size, one run of each case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import report
+from loadgen import bucket_ms, worker_main
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+#: Every server the suite compares, and the command that starts it.
+SERVERS: dict[str, list[str]] = {
+    "sockjs": ["servers/sockjs_server.py"],
+    "sockjs-noflush": ["servers/sockjs_server.py", "--no-immediate-flush"],
+    "tornado-ws": ["servers/tornado_ws_server.py"],
+    "socketio": ["servers/socketio_server.py"],
+    "chitchat-sockjs": ["servers/chitchat_server.py"],
+    "chitchat-ws": ["servers/chitchat_server.py"],
+}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SATURATED = 0.85  # a side using this share of its cores is the bottleneck
+
+
+def log(*args: Any) -> None:
+    print(time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+# -- the server process -----------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, kind: str, cpu: str, extra: list[str]) -> None:
+        self.kind = kind
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        cmd = ["taskset", "-c", cpu, sys.executable, str(HERE / SERVERS[kind][0]),
+               "--port", str(self.port), *SERVERS[kind][1:], *extra]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # bounded: the server prints READY or exits
+        if not line.startswith("READY"):
+            self.stop()
+            raise RuntimeError(f"{kind} server did not start: {line!r}")
+        self.pid = int(line.split()[1])
+
+    def cpu(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def runqueue_wait(self) -> float:
+        """Seconds this server spent runnable but waiting for a cpu (another process
+        had it): /proc/<pid>/schedstat's second field."""
+        with open(f"/proc/{self.pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+
+    def rss_kb(self) -> int:
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+# -- the load generator workers ---------------------------------------------------------
+
+
+class Workers:
+    """``n`` receiver workers and one sender worker, all on the load core(s)."""
+
+    def __init__(self, n: int, use_uvloop: bool) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes = []
+        self.procs = []
+        for _ in range(n + 1):
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=worker_main, args=(theirs, use_uvloop), daemon=True)
+            proc.start()
+            self.pipes.append(ours)
+            self.procs.append(proc)
+        self.receivers = self.pipes[:-1]
+        self.sender = self.pipes[-1]
+
+    def ask(self, pipes: list[Any], cmd: str, args: list[dict[str, Any]] | dict[str, Any],
+            timeout: float = 300.0) -> list[dict[str, Any]]:
+        arglist = args if isinstance(args, list) else [args] * len(pipes)
+        for pipe, a in zip(pipes, arglist, strict=True):
+            pipe.send({"cmd": cmd, "args": a})
+        replies = []
+        for pipe in pipes:
+            if not pipe.poll(timeout):
+                raise RuntimeError(f"a worker did not answer {cmd} in {timeout} s")
+            reply = pipe.recv()
+            if "error" in reply:
+                raise RuntimeError(f"worker failed {cmd}: {reply['error']}")
+            replies.append(reply)
+        return replies
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send({"cmd": "exit"})
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+
+
+# -- measurements -----------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def hist_percentiles(hists: list[dict[int, int]], qs: tuple[float, ...]) -> list[float]:
+    merged: dict[int, int] = {}
+    for h in hists:
+        for k, v in h.items():
+            merged[int(k)] = merged.get(int(k), 0) + v
+    total = sum(merged.values())
+    out = []
+    for q in qs:
+        target, acc = q * total, 0
+        value = float("nan")
+        for k in sorted(merged):
+            acc += merged[k]
+            if acc >= target:
+                value = bucket_ms(k)
+                break
+        out.append(value)
+    return out
+
+
+@dataclass
+class Config:
+    quick: bool
+    kinds: list[str]
+    sizes: list[int]
+    reps: int
+    rates: list[float | None]
+    fixed_seconds: float
+    max_deliveries: int
+    storm_size: int
+    rtt_count: int
+    workers: int
+    concurrency: int
+    window: int
+    server_cpu: str
+    load_cpus: int
+    uvloop: bool
+    extra: dict[str, list[str]] = field(default_factory=dict)
+
+
+def storm(cfg: Config, workers: Workers, server: Server, kind: str, n: int) -> dict[str, Any]:
+    """Connect and authorize ``n`` receivers, ``cfg.concurrency`` in flight at a time."""
+    k = len(workers.receivers)
+    shares = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    args, first = [], 1000
+    for share in shares:
+        args.append({"kind": kind, "port": server.port, "first": first, "count": share,
+                     "concurrency": max(1, cfg.concurrency // k), "role": "recv",
+                     "timeout": 60.0})
+        first += share
+    rss0, cpu0 = server.rss_kb(), server.cpu()
+    t0 = time.monotonic()
+    replies = workers.ask(workers.receivers, "connect", args)
+    elapsed = time.monotonic() - t0
+    cpu = server.cpu() - cpu0
+    time.sleep(1.0)  # let the server settle before reading its memory
+    rss = server.rss_kb() - rss0
+    durations = [d for r in replies for d in r["durations"]]
+    failed = sum(r["failed"] for r in replies)
+    ok = len(durations)
+    return {
+        "kind": kind, "n": n, "ok": ok, "failed": failed,
+        "errors": [e for r in replies for e in r["errors"]][:3],
+        "rate": ok / elapsed if elapsed else 0.0,
+        "p50_ms": percentile(durations, 0.5) * 1000, "p99_ms": percentile(durations, 0.99) * 1000,
+        "cpu_ms_per_conn": cpu * 1000 / max(ok, 1),
+        "kb_per_conn": rss / max(ok, 1),
+    }
+
+
+def fanout_case(cfg: Config, workers: Workers, server: Server, run: int, n: int,
+                rate: float | None) -> dict[str, Any]:
+    if rate is None:
+        count = max(40, cfg.max_deliveries // n)
+        timeout = 120.0
+    else:
+        count = max(5, int(rate * cfg.fixed_seconds))
+        timeout = count / rate + 60.0
+    everyone = workers.pipes
+    workers.ask(everyone, "arm", {"run": run, "expected": count})
+    scpu0, busy0, t0 = server.cpu(), machine_busy(), time.monotonic()
+    swait0 = server.runqueue_wait()
+    for pipe in workers.receivers:
+        pipe.send({"cmd": "collect", "args": {"timeout": timeout, "idle": 3.0}})
+    sent = workers.ask([workers.sender], "send", {
+        "run": run, "count": count, "rate": rate, "window": cfg.window, "timeout": timeout})[0]
+    replies = []
+    for pipe in workers.receivers:
+        if not pipe.poll(timeout + 30):
+            raise RuntimeError("a receiver worker did not answer collect")
+        reply = pipe.recv()
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        replies.append(reply)
+    wall = time.monotonic() - t0
+    scpu = server.cpu() - scpu0
+    busy = machine_busy() - busy0
+    swait = server.runqueue_wait() - swait0
+    deliveries = sum(r["deliveries"] for r in replies)
+    last = max(r["last"] for r in replies)
+    span = (last - sent["first"]) / 1e6 if last else float("nan")
+    p50, p99 = hist_percentiles([r["hist"] for r in replies], (0.5, 0.99))
+    client_cpu = sum(r["cpu"] for r in replies) + sent["cpu"]
+    server_util = scpu / wall if wall else 0.0
+    client_util = client_cpu / wall / cfg.load_cpus if wall else 0.0
+    # CPU used on the machine by anything else (other work sharing it): noise to report.
+    other = max(0.0, (busy - scpu - client_cpu) / wall) if wall else 0.0
+    # The side that used (nearly) all of its core(s) limited the run; at a fixed rate,
+    # neither should.
+    # The server wanted its core for its CPU time plus the time it waited for it.
+    server_demand = (scpu + swait) / wall if wall else 0.0
+    if server_demand >= SATURATED and server_demand >= client_util:
+        bound = "server"
+    elif client_util >= SATURATED:
+        bound = "CLIENT"
+    else:
+        bound = "-"
+    return {
+        "n": n, "rate": rate, "messages": count, "expected": count * n,
+        "deliveries": deliveries,
+        "dps": deliveries / span if span == span and span > 0 else 0.0,
+        "p50_ms": p50, "p99_ms": p99,
+        "lost": sum(r["lost"] for r in replies), "dup": sum(r["dup"] for r in replies),
+        "ooo": sum(r["ooo"] for r in replies), "stale": sum(r["stale"] for r in replies),
+        "closed": sum(r["closed"] for r in replies), "sent": sent["sent"],
+        "server_util": server_util, "client_util": client_util, "bound": bound,
+        "other_cpus": other, "server_wait": swait / wall if wall else 0.0,
+    }
+
+
+def machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def connect_sender(workers: Workers, server: Server, kind: str) -> None:
+    r = workers.ask([workers.sender], "connect", {
+        "kind": kind, "port": server.port, "first": 0, "count": 1, "concurrency": 1,
+        "role": "send", "timeout": 30.0})[0]
+    if r["failed"]:
+        raise RuntimeError(f"sender could not connect to {kind}: {r['errors']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one size, one run: a smoke test")
+    parser.add_argument("--servers", default="", help="comma-separated subset of: "
+                        + ", ".join(SERVERS))
+    parser.add_argument("--sizes", default="", help="receivers, comma-separated")
+    parser.add_argument("--reps", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="receiver worker processes")
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
+    parser.add_argument("--skip", default="", help="phases to skip: storm,rtt,fanout")
+    args = parser.parse_args()
+
+    load_cpus = len(os.sched_getaffinity(0))
+    if args.quick:
+        cfg = Config(True, ["sockjs", "tornado-ws", "socketio", "chitchat-sockjs", "chitchat-ws"],
+                     [1000], 1, [20.0, None], 3.0, 100_000, 1000, 200, args.workers, 64, 50,
+                     args.server_cpu, load_cpus, not args.no_uvloop)
+    else:
+        cfg = Config(False, ["sockjs", "sockjs-noflush", "tornado-ws", "socketio",
+                             "chitchat-sockjs", "chitchat-ws"],
+                     [100, 1000, 5000], 3, [5.0, 20.0, None], 4.0, 200_000, 1000, 300,
+                     args.workers, 64, 50, args.server_cpu, load_cpus, not args.no_uvloop)
+    if args.servers:
+        cfg.kinds = args.servers.split(",")
+    if args.sizes:
+        cfg.sizes = [int(s) for s in args.sizes.split(",")]
+    if args.reps:
+        cfg.reps = args.reps
+    skip = set(filter(None, args.skip.split(",")))
+
+    started = time.time()
+    results: dict[str, Any] = {"config": cfg.__dict__, "env": environment(cfg),
+                               "storm": [], "rtt": [], "fanout": []}
+    log(f"load generator on cpus {sorted(os.sched_getaffinity(0))}, server on cpu "
+        f"{cfg.server_cpu}; {cfg.workers} receiver workers + 1 sender")
+    workers = Workers(cfg.workers, cfg.uvloop)
+    run_id = 1
+    try:
+        if "storm" not in skip:
+            for rep in range(cfg.reps):
+                for kind in cfg.kinds:
+                    server = Server(kind, cfg.server_cpu, cfg.extra.get(kind, []))
+                    try:
+                        connect_sender(workers, server, kind)
+                        s = storm(cfg, workers, server, kind, cfg.storm_size)
+                        s["rep"] = rep
+                        results["storm"].append(s)
+                        log(f"storm {kind:16} n={cfg.storm_size} {s['rate']:7.0f} conn/s "
+                            f"p99 {s['p99_ms']:6.1f} ms  {s['cpu_ms_per_conn']:.3f} ms cpu/conn "
+                            f"{s['kb_per_conn']:5.1f} KB/conn  failed {s['failed']}")
+                    finally:
+                        workers.ask(workers.pipes, "close", {})
+                        server.stop()
+        if "rtt" not in skip:
+            for kind in cfg.kinds:
+                server = Server(kind, cfg.server_cpu, cfg.extra.get(kind, []))
+                try:
+                    connect_sender(workers, server, kind)
+                    workers.ask([workers.sender], "rtt", {"run": run_id, "count": 20,
+                                                          "timeout": 10.0})
+                    run_id += 1
+                    for rep in range(cfg.reps):
+                        rtts = workers.ask([workers.sender], "rtt", {
+                            "run": run_id, "count": cfg.rtt_count, "timeout": 10.0})[0]["rtts"]
+                        run_id += 1
+                        r = {"kind": kind, "rep": rep,
+                             "p50_ms": percentile(rtts, 0.5) / 1000,
+                             "p99_ms": percentile(rtts, 0.99) / 1000}
+                        results["rtt"].append(r)
+                        log(f"rtt   {kind:16} p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms")
+                finally:
+                    workers.ask(workers.pipes, "close", {})
+                    server.stop()
+        if "fanout" not in skip:
+            for n in cfg.sizes:
+                for kind in cfg.kinds:
+                    if kind == "sockjs-noflush" and n != 1000:
+                        continue  # a reference point, not a contender
+                    server = Server(kind, cfg.server_cpu, cfg.extra.get(kind, []))
+                    try:
+                        connect_sender(workers, server, kind)
+                        s = storm(cfg, workers, server, kind, n)
+                        log(f"fan-out {kind} n={n}: {s['ok']} connected in "
+                            f"{s['ok'] / s['rate'] if s['rate'] else 0:.1f} s")
+                        if s["failed"]:
+                            raise RuntimeError(f"{s['failed']} connections failed: {s['errors']}")
+                        for rate in cfg.rates:
+                            for rep in range(cfg.reps):
+                                r = fanout_case(cfg, workers, server, run_id, n, rate)
+                                run_id += 1
+                                r.update(kind=kind, rep=rep)
+                                results["fanout"].append(r)
+                                log(f"fanout {kind:16} n={n:5} rate={rate or 'max':>4} "
+                                    f"{r['dps']:9.0f} d/s p50 {r['p50_ms']:7.2f} p99 "
+                                    f"{r['p99_ms']:7.2f} ms lost {r['lost']} dup {r['dup']} "
+                                    f"ooo {r['ooo']} srv {r['server_util']:.0%} "
+                                    f"(+{r['server_wait']:.0%} wait) cli {r['client_util']:.0%} other {r['other_cpus']:.2f} {r['bound']}")
+                    finally:
+                        workers.ask(workers.pipes, "close", {})
+                        server.stop()
+    finally:
+        workers.close()
+    results["seconds"] = time.time() - started
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=1))
+    Path(args.out).write_text(report.render(results, HERE / "analysis.md"))
+    log(f"wrote {args.out} and {args.json} in {results['seconds'] / 60:.1f} min")
+
+
+def environment(cfg: Config) -> dict[str, Any]:
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "-"
+
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    sys.path.insert(0, str(ROOT))
+    import chitchat
+
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "cpu": model, "cores": os.cpu_count(),
+        "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(), "python": platform.python_version(),
+        "tornado": version("tornado"), "sockjs-tornado": version("sockjs-tornado"),
+        "python-socketio": version("python-socketio"),
+        "python-engineio": version("python-engineio"),
+        "uvloop (load generator only)": version("uvloop") if cfg.uvloop else "not used",
+        "chitchat": chitchat.__version__,
+        "median_of": cfg.reps,
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+if __name__ == "__main__":
+    main()
