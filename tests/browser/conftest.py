@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,9 +56,19 @@ class ServerProcess:
             self.kill()
             raise RuntimeError(f"{self.argv} did not get ready within {timeout} s")
 
+    def pause(self) -> None:
+        """Hang: the process stops running but its sockets stay open and silent."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """Stop dead, sockets closed by the OS (as a crashed server would)."""
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused process dies only once resumed
             self.proc.kill()
             self.proc.wait(10)
             if self.proc.stdout is not None:

@@ -1,5 +1,5 @@
 // Records everything a chitchat client does, for the browser tests to read.
-window.rec = {events: [], messages: [], states: []};
+window.rec = {events: [], messages: [], states: [], received: {}};
 window.start = function (name, token, options) {
   var opts = Object.assign({auth: {name: name, token: token}}, options || {});
   var client = chitchat.connect(window.CHAT_URL || '/chat', opts);
@@ -10,7 +10,8 @@ window.start = function (name, token, options) {
     });
   });
   chitchat.on('messages', function (list) {
-    list.forEach(function (m) { rec.messages.push(m); });
+    var now = Date.now();
+    list.forEach(function (m) { rec.messages.push(m); rec.received[m.id] = now; });
   });
   return client.state();
 };
