@@ -189,3 +189,52 @@ def test_idle_connections_stay_up_and_a_dead_server_is_noticed_within_30_s(
     proc.resume()
     for page in pages:
         page.close()
+
+
+def test_a_transport_the_server_does_not_offer_gives_an_error_and_retries(
+    browser: Any, server: tuple[ServerProcess, str]
+) -> None:
+    _, base = server
+    page = browser.new_context().new_page()
+    page.goto(base + "/")
+    # jsonp-polling is disabled on the server (reflected XSS): SockJS finds no transport.
+    page.evaluate("start('ann', 'secret-ann', {sockjs: {transports: ['jsonp-polling']},"
+                  " minDelay: 50, maxDelay: 200})")
+    page.wait_for_function("count('error') >= 3", timeout=WAIT)  # one per attempt
+    error = page.evaluate("rec.events.find(e => e[0] === 'error')[1]")
+    assert error["reason"], error
+    assert page.evaluate("chitchat.state()") == "reconnecting"
+    assert page.evaluate("count('reconnect')") == 1  # once per outage, not per attempt
+    assert page.evaluate("count('connect')") == 0
+    page.context.close()
+
+
+def test_a_user_supplied_transport_factory_is_used_for_every_connection(
+    browser: Any, server: tuple[ServerProcess, str]
+) -> None:
+    proc, base = server
+    page = browser.new_context().new_page()
+    page.goto(base + "/")
+    # A factory of the page's own: plain WebSocket to the native endpoint, counting calls.
+    page.evaluate("""() => {
+      window.factoryCalls = 0;
+      window.myTransport = function (url, cb) {
+        factoryCalls += 1;
+        const ws = new WebSocket(new URL(url + '/ws', location.href).href.replace(/^http/, 'ws'));
+        ws.onopen = () => cb.onopen();
+        ws.onmessage = e => cb.onmessage(e.data);
+        ws.onclose = e => cb.onclose({code: e.code, reason: 'mine closed'});
+        return {send: t => ws.send(t), close: () => ws.close()};
+      };
+      start('ann', 'secret-ann', {transport: myTransport, minDelay: 100, maxDelay: 500});
+    }""")
+    page.wait_for_function("chitchat.state() === 'connected'", timeout=WAIT)
+    assert page.evaluate("sendText('via my transport')")["ok"]
+    proc.kill()
+    page.wait_for_function("chitchat.state() === 'reconnecting'", timeout=WAIT)
+    proc.start()
+    page.wait_for_function("chitchat.state() === 'connected' && count('connect') === 2",
+                           timeout=WAIT)
+    assert page.evaluate("factoryCalls") >= 2
+    assert page.evaluate("sendText('still mine')")["ok"]
+    page.context.close()
