@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 import tornado.httpclient
 import tornado.websocket
+from clients import SockJSWebSocketClient
 from conftest import Connect
 
+import chitchat
 from chitchat.origin import OriginPolicy
 
 
@@ -130,3 +132,21 @@ async def test_closed_connection_leaves_online(connect: Connect, chat: Any) -> N
             break
         await asyncio.sleep(0.05)
     assert chat.online() == ["ann"]
+
+
+@pytest.mark.gen_test
+async def test_install_handlers_mounts_the_chat_on_an_existing_application(
+    http_server: Any, app: Any, chat: Any, base_url: str
+) -> None:
+    other = chitchat.Chat()
+
+    @other.authorize
+    def anyone(data: Any, good: Any, bad: Any) -> None:
+        good(data["name"])
+
+    other.install_handlers(app, prefix="/other")
+    client = SockJSWebSocketClient(base_url, prefix="/other")
+    await client.connect()
+    assert (await client.auth({"name": "ann"}))["user"] == "ann"
+    assert other.online() == ["ann"] and chat.online() == []
+    await client.aclose()

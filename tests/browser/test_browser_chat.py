@@ -216,3 +216,36 @@ def test_a_page_from_another_origin_cannot_open_a_chat_connection(
         page.context.close()
     finally:
         server.kill()
+
+
+def test_a_reconnect_to_the_same_server_never_shows_a_message_twice(browser: Any) -> None:
+    port = free_port()
+    server = ServerProcess([sys.executable, "tests/browser/server.py", str(port)],
+                           env={"CHITCHAT_HEARTBEAT": "1"})
+    server.start()
+    try:
+        pages = []
+        for name in ("ann", "bob"):
+            page = browser.new_context().new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            login(page, name, minDelay=100, maxDelay=500)
+            connected(page)
+            pages.append(page)
+        ann, bob = pages
+        for text in ("one", "two", "three"):
+            assert ann.evaluate("t => sendText(t)", text)["ok"]
+        wait_texts(bob, "one", "two", "three")
+        # Hang the server past the heartbeat: the pages give up on the connection and,
+        # once it answers again, reconnect to the same server, which resends history.
+        server.pause()
+        bob.wait_for_function("count('disconnect') === 1", timeout=WAIT)
+        server.resume()
+        bob.wait_for_function("chitchat.state() === 'connected' && count('connect') === 2",
+                              timeout=WAIT)
+        assert ann.evaluate("sendText('four')")["ok"]
+        wait_texts(bob, "four")
+        assert bob.evaluate("texts()") == ["one", "two", "three", "four"]
+        for page in pages:
+            page.context.close()
+    finally:
+        server.kill()
