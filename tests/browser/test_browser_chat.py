@@ -143,15 +143,53 @@ XSS = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture
-def demo() -> Any:
+def demo_server() -> Any:
     port = free_port()
-    server = ServerProcess([
-        sys.executable, "demo/app.py",
-        "--port", str(port),
-    ])
+    server = ServerProcess([sys.executable, "demo/app.py", "--port", str(port)])
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    yield server, f"http://127.0.0.1:{port}"
     server.kill()
+
+
+@pytest.fixture
+def demo(demo_server: tuple[ServerProcess, str]) -> str:
+    return demo_server[1]
+
+
+def test_demo_shows_the_connection_state_through_a_server_restart(
+    browser: Any, demo_server: tuple[ServerProcess, str]
+) -> None:
+    server, url = demo_server
+    page = browser.new_context().new_page()
+    page.goto(url + "/")
+    assert page.text_content("#state") == "disconnected"
+    page.fill("#name", "ada")
+    page.click("#login button")
+    page.wait_for_selector("#state[data-state=connected]", timeout=WAIT)
+    page.wait_for_selector("#online li", timeout=WAIT)
+    assert page.text_content("#online") == "ada"
+    server.kill()
+    page.wait_for_selector("#state[data-state=reconnecting]", timeout=WAIT)
+    assert page.text_content("#state") == "reconnecting"
+    server.start()
+    page.wait_for_selector("#state[data-state=connected]", timeout=30_000)
+    page.fill("#text", "made it back")
+    page.click("#compose button")
+    line = page.wait_for_selector("#messages li .text", timeout=WAIT)
+    assert line.text_content() == "made it back"
+    page.context.close()
+
+
+def test_demo_refuses_a_bad_name_and_says_why(browser: Any, demo: str) -> None:
+    page = browser.new_context().new_page()
+    page.goto(demo + "/")
+    page.fill("#name", "<script>")
+    page.click("#login button")
+    page.wait_for_function("document.getElementById('login-error').textContent !== ''",
+                           timeout=WAIT)
+    assert "Pick a name" in page.text_content("#login-error")
+    assert page.is_visible("#login") and not page.is_visible("#room")
+    page.context.close()
 
 
 def test_demo_shows_html_in_a_message_as_text(browser: Any, demo: str) -> None:
