@@ -47,6 +47,7 @@ class Receivers:
         self.reset(0, 0)
 
     def reset(self, run: int, expected: int) -> None:
+        """Start run ``run``; ``expected`` messages per receiver (-1: told later)."""
         self.run_b = str(run).encode()
         self.expected = expected
         self.hist = [0] * (HIST_MAX + 1)
@@ -62,6 +63,13 @@ class Receivers:
             # [next expected seq, unique count, seqs skipped and not yet seen]
             client.state = [0, 0, None]
         if expected == 0 or not self.clients:
+            self.done.set()
+
+    def expect(self, expected: int) -> None:
+        """The sender has said how many messages the run has."""
+        self.expected = expected
+        self.complete = sum(1 for c in self.clients if c.state[1] >= expected)
+        if self.complete == len(self.clients):
             self.done.set()
 
     def on_payload(self, client: WSClient, payload: bytes, now: int) -> None:
@@ -139,9 +147,10 @@ class Sender:
                     self.echo.set()
 
     async def send(self, run: int, count: int, rate: float | None, window: int,
-                   timeout: float) -> dict[str, Any]:
+                   timeout: float, seconds: float | None = None) -> dict[str, Any]:
         """Send ``count`` messages at ``rate`` per second (None: as fast as the echo of
-        the window allows), never more than ``window`` without their echo."""
+        the window allows), never more than ``window`` without their echo; stop early
+        after ``seconds`` if given."""
         assert self.client is not None
         client = self.client
         self.run_b = str(run).encode()
@@ -151,7 +160,11 @@ class Sender:
         deadline = loop.time() + timeout
         first = now_us()
         start = loop.time()
+        stop_at = start + seconds if seconds else float("inf")
         for seq in range(count):
+            if seq and loop.time() >= stop_at:
+                count = seq
+                break
             if rate is not None:
                 delay = start + seq / rate - loop.time()
                 if delay > 0:
@@ -247,10 +260,11 @@ class Worker:
         self.wall0 = time.monotonic()
         return {}
 
-    async def cmd_collect(self, timeout: float, idle: float) -> dict[str, Any]:
-        """Wait until every receiver has every message, or nothing new came for ``idle``
-        seconds, or ``timeout``."""
+    async def cmd_collect(self, expected: int, timeout: float, idle: float) -> dict[str, Any]:
+        """Wait until every receiver has all ``expected`` messages, or nothing new came
+        for ``idle`` seconds, or ``timeout``."""
         rec = self.receivers
+        rec.expect(expected)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         seen, quiet_since = -1, loop.time()
@@ -268,8 +282,8 @@ class Worker:
         return out
 
     async def cmd_send(self, run: int, count: int, rate: float | None, window: int,
-                       timeout: float) -> dict[str, Any]:
-        out = await self.sender.send(run, count, rate, window, timeout)
+                       timeout: float, seconds: float | None = None) -> dict[str, Any]:
+        out = await self.sender.send(run, count, rate, window, timeout, seconds)
         out["cpu"] = time.process_time() - self.cpu0
         return out
 

@@ -96,10 +96,12 @@ def render(data: dict[str, Any], analysis: Path) -> str:
       "figures are medians, with (min–max) where there are several runs. A benchmark "
       "message is ~100 bytes of JSON (`{\"_r\":run,\"_s\":seq,\"_c\":sender clock,\"p\":pad}`); "
       f"chitchat wraps it in its Message (id, user, ts). The sender keeps at most "
-      f"{cfg['window']} messages without their echo (chitchat refuses more than 100 "
-      "waiting frames per connection). At a fixed rate each run lasts "
-      f"{cfg['fixed_seconds']:g} s; 'max' sends "
-      f"max(40, {cfg['max_deliveries']:,} / N) messages as fast as the window allows.\n")
+      f"min({cfg['window']}, 50,000 / N) messages without their echo (chitchat refuses "
+      "more than 100 waiting frames per connection). At a fixed rate each run lasts "
+      f"{cfg['fixed_seconds']:g} s (half that for N > 1000); 'max' sends "
+      f"as many messages as the window allows for {cfg['max_seconds']:g} s (at most "
+      f"{cfg['max_deliveries']:,} deliveries in all); then every receiver must get all "
+      "of them.\n")
 
     # -- ratios ------------------------------------------------------------------------
     w("## chitchat / baseline\n")

@@ -49,18 +49,31 @@ def log(*args: Any) -> None:
 
 
 class Server:
+    #: When set (``--profile DIR``), every server runs under ``py-spy record``.
+    profile_dir: Path | None = None
+    started = 0
+
     def __init__(self, kind: str, cpu: str, extra: list[str]) -> None:
         self.kind = kind
+        Server.started += 1
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         cmd = ["taskset", "-c", cpu, sys.executable, str(HERE / SERVERS[kind][0]),
                "--port", str(self.port), *SERVERS[kind][1:], *extra]
+        if self.profile_dir is not None:
+            out = self.profile_dir / f"{Server.started:02d}-{kind}.txt"
+            spy = str(Path(sys.executable).parent / "py-spy")
+            cmd = [spy, "record", "-r", "200", "-f", "raw", "-o", str(out), "--", *cmd]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, text=True)
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # bounded: the server prints READY or exits
+        line = ""
+        for _ in range(20):  # the server prints READY or exits (py-spy talks first)
+            line = self.proc.stdout.readline()
+            if not line or line.startswith("READY"):
+                break
         if not line.startswith("READY"):
             self.stop()
             raise RuntimeError(f"{kind} server did not start: {line!r}")
@@ -87,10 +100,9 @@ class Server:
     def stop(self) -> None:
         if self.proc.poll() is None:
             assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            self.proc.terminate()
+            self.proc.stdin.close()  # the server stops at EOF (and py-spy then writes)
             try:
-                self.proc.wait(5)
+                self.proc.wait(5 if self.profile_dir is None else 30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -177,6 +189,7 @@ class Config:
     rates: list[float | None]
     fixed_seconds: float
     max_deliveries: int
+    max_seconds: float
     storm_size: int
     rtt_count: int
     workers: int
@@ -221,27 +234,24 @@ def storm(cfg: Config, workers: Workers, server: Server, kind: str, n: int) -> d
 def fanout_case(cfg: Config, workers: Workers, server: Server, run: int, n: int,
                 rate: float | None) -> dict[str, Any]:
     if rate is None:
-        count = max(40, cfg.max_deliveries // n)
+        # As fast as possible: up to max_deliveries in all, for at most max_seconds.
+        count, seconds = max(40, cfg.max_deliveries // n), cfg.max_seconds
         timeout = 120.0
     else:
-        count = max(5, int(rate * cfg.fixed_seconds))
+        # Big rooms get shorter runs: a saturated baseline needs minutes to drain them.
+        length = cfg.fixed_seconds if n <= 1000 else cfg.fixed_seconds / 2
+        count, seconds = max(5, int(rate * length)), None
         timeout = count / rate + 60.0
     everyone = workers.pipes
-    workers.ask(everyone, "arm", {"run": run, "expected": count})
+    workers.ask(everyone, "arm", {"run": run, "expected": -1})
     scpu0, busy0, t0 = server.cpu(), machine_busy(), time.monotonic()
     swait0 = server.runqueue_wait()
-    for pipe in workers.receivers:
-        pipe.send({"cmd": "collect", "args": {"timeout": timeout, "idle": 3.0}})
     sent = workers.ask([workers.sender], "send", {
-        "run": run, "count": count, "rate": rate, "window": cfg.window, "timeout": timeout})[0]
-    replies = []
-    for pipe in workers.receivers:
-        if not pipe.poll(timeout + 30):
-            raise RuntimeError("a receiver worker did not answer collect")
-        reply = pipe.recv()
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        replies.append(reply)
+        "run": run, "count": count, "rate": rate, "window": window(cfg, n), "timeout": timeout,
+        "seconds": seconds})[0]
+    count = sent["sent"]
+    replies = workers.ask(workers.receivers, "collect",
+                          {"expected": count, "timeout": 60.0, "idle": 3.0}, timeout=90.0)
     wall = time.monotonic() - t0
     scpu = server.cpu() - scpu0
     busy = machine_busy() - busy0
@@ -278,6 +288,12 @@ def fanout_case(cfg: Config, workers: Workers, server: Server, run: int, n: int,
     }
 
 
+def window(cfg: Config, n: int) -> int:
+    """Messages the sender may have in flight: ``cfg.window``, fewer in big rooms so that
+    a saturated server's backlog (window x N deliveries) stays about 50,000."""
+    return max(5, min(cfg.window, 50_000 // n))
+
+
 def machine_busy() -> float:
     """Seconds of CPU the whole machine has spent busy (all cores), from /proc/stat."""
     with open("/proc/stat") as f:
@@ -307,17 +323,19 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
     parser.add_argument("--skip", default="", help="phases to skip: storm,rtt,fanout")
+    parser.add_argument("--profile", default="", help="run each server under py-spy, "
+                        "writing raw stacks to this directory")
     args = parser.parse_args()
 
     load_cpus = len(os.sched_getaffinity(0))
     if args.quick:
         cfg = Config(True, ["sockjs", "tornado-ws", "socketio", "chitchat-sockjs", "chitchat-ws"],
-                     [1000], 1, [20.0, None], 3.0, 100_000, 1000, 200, args.workers, 64, 50,
+                     [1000], 1, [20.0, None], 3.0, 1_000_000, 2.0, 1000, 200, args.workers, 64, 50,
                      args.server_cpu, load_cpus, not args.no_uvloop)
     else:
         cfg = Config(False, ["sockjs", "sockjs-noflush", "tornado-ws", "socketio",
                              "chitchat-sockjs", "chitchat-ws"],
-                     [100, 1000, 5000], 3, [5.0, 20.0, None], 4.0, 200_000, 1000, 300,
+                     [100, 1000, 5000], 3, [5.0, 20.0, None], 4.0, 2_000_000, 3.0, 1000, 300,
                      args.workers, 64, 50, args.server_cpu, load_cpus, not args.no_uvloop)
     if args.servers:
         cfg.kinds = args.servers.split(",")
@@ -326,6 +344,9 @@ def main() -> None:
     if args.reps:
         cfg.reps = args.reps
     skip = set(filter(None, args.skip.split(",")))
+    if args.profile:
+        Server.profile_dir = Path(args.profile)
+        Server.profile_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.time()
     results: dict[str, Any] = {"config": cfg.__dict__, "env": environment(cfg),

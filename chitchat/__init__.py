@@ -3,6 +3,7 @@
 The public surface is exactly ``__all__``; everything else is internal.
 """
 
+from ._gc import tune_gc
 from .broker import Broker
 from .brokers.memory import MemoryBroker
 from .chat import Chat, create_server
@@ -43,4 +44,5 @@ __all__ = [
     "Transport",
     "User",
     "create_server",
+    "tune_gc",
 ]

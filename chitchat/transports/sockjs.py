@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sockjs.tornado import SockJSConnection, SockJSRouter, proto  # type: ignore[import-untyped]
 
 from ._backlog import too_slow
+from ._write import FrameCache, text_frame, write
 from .base import Connection, RequestInfo
 
 if TYPE_CHECKING:
@@ -72,11 +73,20 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
         # Polling sessions buffer in send_queue and expire when the client stops polling;
         # a websocket session writes straight to a socket that may not be read.
         ws = getattr(handler, "ws_connection", None)
-        if ws is not None and too_slow(ws.stream, session.server.chat.limits.max_backlog,
-                                       self._connection):
+        if ws is None:
+            session.send_jsonified(_jsonified.get(frame))
+            return
+        stream = ws.stream
+        if stream._write_buffer and too_slow(stream, session.server.chat.limits.max_backlog,
+                                             self._connection):
             handler.abort_connection()
             return
-        session.send_jsonified(_jsonified(frame))
+        if session.send_queue or ws.is_closing() or getattr(ws, "_compressor", None):
+            session.send_jsonified(_jsonified.get(frame))
+            return
+        # The fan-out's hot path: what sockjs-tornado would write (``a[<frame as a JSON
+        # string>]`` in one WebSocket frame), built once per frame, one write per client.
+        write(stream, _ws_frames.get(frame))
 
     def close(self, code: int = 3000, reason: str = "Go away!") -> None:
         if self.is_closed or self._closing is not None:
@@ -99,12 +109,7 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
             self._closing = loop.call_later(CLOSE_CHECK, self._close_when_flushed, code, reason)
 
 
-# A fan-out hands the same frame object to every receiver: encode it for SockJS once.
-_last: tuple[str, str] = ("", '""')
-
-
-def _jsonified(frame: str) -> str:
-    global _last
-    if _last[0] is not frame:
-        _last = (frame, proto.json_encode(frame))
-    return _last[1]
+# A fan-out hands the same frame object to every receiver: encode it once for SockJS
+# (polling transports), and build the whole WebSocket frame once (websocket sessions).
+_jsonified = FrameCache(proto.json_encode)
+_ws_frames = FrameCache(lambda text: text_frame(b"a[" + proto.json_encode(text).encode() + b"]"))

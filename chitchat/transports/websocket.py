@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.websocket
 
 from ._backlog import too_slow
+from ._write import FrameCache, text_frame, write
 from .base import Connection, RequestInfo
 
 if TYPE_CHECKING:
@@ -52,16 +53,26 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             connection.closed()
 
     def send(self, frame: str) -> None:
+        # The fan-out's hot path: one write of bytes built once per frame (see _write).
         ws = self.ws_connection
         if ws is None or ws.is_closing():
             return
         stream = ws.stream
-        if stream is not None and too_slow(stream, self.chat.limits.max_backlog,
-                                           self._connection):
+        if stream is None:
+            return
+        if stream._write_buffer and too_slow(stream, self.chat.limits.max_backlog,
+                                             self._connection):
             # A close frame would queue behind the backlog it never reads: drop the socket.
             stream.close()
             return
-        self.write_message(frame)
+        if getattr(ws, "_compressor", None) is not None:  # permessage-deflate: per client
+            self.write_message(frame)
+        else:
+            write(stream, _frames.get(frame))
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         super().close(code, reason)
+
+
+# Every receiver of a fan-out gets the same frame object: build its bytes once.
+_frames = FrameCache(lambda text: text_frame(text.encode()))
