@@ -150,3 +150,20 @@ async def test_install_handlers_mounts_the_chat_on_an_existing_application(
     assert (await client.auth({"name": "ann"}))["user"] == "ann"
     assert other.online() == ["ann"] and chat.online() == []
     await client.aclose()
+
+
+@pytest.mark.gen_test
+async def test_raw_sockjs_websocket_route_speaks_chitchat_in_bare_text(
+    http_server: Any, base_url: str
+) -> None:
+    url = base_url.replace("http", "ws") + "/chat/websocket"
+    ws = await tornado.websocket.websocket_connect(url)
+    ws.write_message('{"t": "auth", "v": 1, "data": {"name": "ann", "token": "secret-ann"}}')
+    welcome = await asyncio.wait_for(ws.read_message(), 5)
+    assert isinstance(welcome, str) and welcome.startswith('{"t":"welcome"')
+    ws.close()
+    evil = tornado.httpclient.HTTPRequest(url, headers={"Origin": "http://evil.example"})
+    ws = await tornado.websocket.websocket_connect(evil)
+    refused = await asyncio.wait_for(ws.read_message(), 5)
+    assert isinstance(refused, str) and '"code":4004' in refused
+    ws.close()

@@ -73,13 +73,18 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
         # Polling sessions buffer in send_queue and expire when the client stops polling;
         # a websocket session writes straight to a socket that may not be read.
         ws = getattr(handler, "ws_connection", None)
-        if ws is None:
-            session.send_jsonified(_jsonified.get(frame))
-            return
-        stream = ws.stream
-        if stream._write_buffer and too_slow(stream, session.server.chat.limits.max_backlog,
-                                             self._connection):
+        stream = ws.stream if ws is not None else None
+        if stream is not None and stream._write_buffer and too_slow(
+            stream, session.server.chat.limits.max_backlog, self._connection
+        ):
             handler.abort_connection()
+            return
+        if not session.send_expects_json:
+            # sockjs-tornado's raw <prefix>/websocket route: bare text, no SockJS framing.
+            session.send_message(frame)
+            return
+        if stream is None:
+            session.send_jsonified(_jsonified.get(frame))
             return
         if session.send_queue or ws.is_closing() or getattr(ws, "_compressor", None):
             session.send_jsonified(_jsonified.get(frame))
@@ -103,7 +108,8 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         handler = session.handler
         idle = handler is None or handler.active
-        if (idle and not session.send_queue) or loop.time() >= self._close_deadline:
+        queued = getattr(session, "send_queue", "")  # the raw websocket session has none
+        if (idle and not queued) or loop.time() >= self._close_deadline:
             self._closing = loop.call_soon(session.close, code, reason)
         else:
             self._closing = loop.call_later(CLOSE_CHECK, self._close_when_flushed, code, reason)
