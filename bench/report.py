@@ -14,6 +14,8 @@ LABEL = {
     "socketio": "python-socketio (room emit)",
     "chitchat-sockjs": "**chitchat over SockJS websocket**",
     "chitchat-ws": "**chitchat over native websocket**",
+    "chitchat-sockjs-gcdefault": "chitchat over SockJS, Python's default GC",
+    "chitchat-sockjs-gcoff": "chitchat over SockJS, GC disabled",
 }
 BASELINES = ["sockjs", "tornado-ws", "socketio"]
 CHITCHAT = ["chitchat-sockjs", "chitchat-ws"]
@@ -227,6 +229,21 @@ def render(data: dict[str, Any], analysis: Path) -> str:
             if runs:
                 w(f"| {LABEL[kind]} | {spread([r['p50_ms'] for r in runs], '.3f')} | "
                   f"{spread([r['p99_ms'] for r in runs], '.3f')} |")
+        w("")
+    if data.get("gc"):
+        w("## The cyclic GC in each server\n")
+        w("Counted over the whole life of each fan-out server (connect storm, then every "
+          "run at that size), with `gc.callbacks`. chitchat's server calls "
+          "`chitchat.tune_gc()` once started, unless the row says otherwise.\n")
+        w("| server | N | collections gen0 / gen1 / gen2 | longest pause gen0 / gen1 / gen2 "
+          "ms | total ms | thresholds |")
+        w("|---|---:|---|---|---:|---|")
+        for g in data["gc"]:
+            w(f"| {LABEL.get(g['kind'], g['kind'])} | {g['n']} | "
+              f"{' / '.join(str(c) for c in g['count'])} | "
+              f"{' / '.join(f'{x:.1f}' for x in g['longest_ms'])} | "
+              f"{sum(g['total_ms']):.0f} | "
+              f"{'off' if not g['enabled'] else tuple(g['threshold'])} |")
         w("")
     if analysis.exists():
         w(analysis.read_text().rstrip() + "\n")

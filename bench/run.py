@@ -16,6 +16,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -36,7 +37,12 @@ SERVERS: dict[str, list[str]] = {
     "socketio": ["servers/socketio_server.py"],
     "chitchat-sockjs": ["servers/chitchat_server.py"],
     "chitchat-ws": ["servers/chitchat_server.py"],
+    # The GC ablation: chitchat over SockJS with Python's default collector, and with none.
+    "chitchat-sockjs-gcdefault": ["servers/chitchat_server.py", "--tune-gc", "no"],
+    "chitchat-sockjs-gcoff": ["servers/chitchat_server.py", "--gc", "off"],
 }
+#: Which client codec speaks to each server.
+CODEC = {kind: kind.replace("-gcdefault", "").replace("-gcoff", "") for kind in SERVERS}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SATURATED = 0.85  # a side using this share of its cores is the bottleneck
 
@@ -59,8 +65,11 @@ class Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
+        fd, self.gc_file = tempfile.mkstemp(prefix="bench-gc-", suffix=".json")
+        os.close(fd)
         cmd = ["taskset", "-c", cpu, sys.executable, str(HERE / SERVERS[kind][0]),
-               "--port", str(self.port), *SERVERS[kind][1:], *extra]
+               "--port", str(self.port), "--gc-stats", self.gc_file, *SERVERS[kind][1:],
+               *extra]
         if self.profile_dir is not None:
             out = self.profile_dir / f"{Server.started:02d}-{kind}.txt"
             spy = str(Path(sys.executable).parent / "py-spy")
@@ -97,7 +106,8 @@ class Server:
                     return int(line.split()[1])
         return 0
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, Any]:
+        """Stop the server; return its collector's pauses (empty if it did not say)."""
         if self.proc.poll() is None:
             assert self.proc.stdin is not None
             self.proc.stdin.close()  # the server stops at EOF (and py-spy then writes)
@@ -106,6 +116,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        try:
+            with open(self.gc_file) as f:
+                return dict(json.load(f))
+        except (OSError, ValueError):
+            return {}
+        finally:
+            os.unlink(self.gc_file)
 
 
 # -- the load generator workers ---------------------------------------------------------
@@ -207,7 +224,7 @@ def storm(cfg: Config, workers: Workers, server: Server, kind: str, n: int) -> d
     shares = [n // k + (1 if i < n % k else 0) for i in range(k)]
     args, first = [], 1000
     for share in shares:
-        args.append({"kind": kind, "port": server.port, "first": first, "count": share,
+        args.append({"kind": CODEC[kind], "port": server.port, "first": first, "count": share,
                      "concurrency": max(1, cfg.concurrency // k), "role": "recv",
                      "timeout": 60.0})
         first += share
@@ -304,7 +321,7 @@ def machine_busy() -> float:
 
 def connect_sender(workers: Workers, server: Server, kind: str) -> None:
     r = workers.ask([workers.sender], "connect", {
-        "kind": kind, "port": server.port, "first": 0, "count": 1, "concurrency": 1,
+        "kind": CODEC[kind], "port": server.port, "first": 0, "count": 1, "concurrency": 1,
         "role": "send", "timeout": 30.0})[0]
     if r["failed"]:
         raise RuntimeError(f"sender could not connect to {kind}: {r['errors']}")
@@ -317,6 +334,7 @@ def main() -> None:
                         + ", ".join(SERVERS))
     parser.add_argument("--sizes", default="", help="receivers, comma-separated")
     parser.add_argument("--reps", type=int, default=0)
+    parser.add_argument("--rates", default="", help="msg/s, comma-separated; 'max' too")
     parser.add_argument("--workers", type=int, default=2, help="receiver worker processes")
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--no-uvloop", action="store_true")
@@ -334,7 +352,8 @@ def main() -> None:
                      args.server_cpu, load_cpus, not args.no_uvloop)
     else:
         cfg = Config(False, ["sockjs", "sockjs-noflush", "tornado-ws", "socketio",
-                             "chitchat-sockjs", "chitchat-ws"],
+                             "chitchat-sockjs", "chitchat-ws", "chitchat-sockjs-gcdefault",
+                             "chitchat-sockjs-gcoff"],
                      [100, 1000, 5000], 3, [5.0, 20.0, None], 4.0, 2_000_000, 3.0, 1000, 300,
                      args.workers, 64, 50, args.server_cpu, load_cpus, not args.no_uvloop)
     if args.servers:
@@ -343,6 +362,8 @@ def main() -> None:
         cfg.sizes = [int(s) for s in args.sizes.split(",")]
     if args.reps:
         cfg.reps = args.reps
+    if args.rates:
+        cfg.rates = [None if r == "max" else float(r) for r in args.rates.split(",")]
     skip = set(filter(None, args.skip.split(",")))
     if args.profile:
         Server.profile_dir = Path(args.profile)
@@ -350,7 +371,7 @@ def main() -> None:
 
     started = time.time()
     results: dict[str, Any] = {"config": cfg.__dict__, "env": environment(cfg),
-                               "storm": [], "rtt": [], "fanout": []}
+                               "storm": [], "rtt": [], "fanout": [], "gc": []}
     log(f"load generator on cpus {sorted(os.sched_getaffinity(0))}, server on cpu "
         f"{cfg.server_cpu}; {cfg.workers} receiver workers + 1 sender")
     workers = Workers(cfg.workers, cfg.uvloop)
@@ -396,6 +417,9 @@ def main() -> None:
                 for kind in cfg.kinds:
                     if kind == "sockjs-noflush" and n != 1000:
                         continue  # a reference point, not a contender
+                    ablation = kind.endswith(("-gcdefault", "-gcoff"))
+                    if ablation and n < 1000:
+                        continue  # the GC matters with many connections
                     server = Server(kind, cfg.server_cpu, cfg.extra.get(kind, []))
                     try:
                         connect_sender(workers, server, kind)
@@ -405,6 +429,8 @@ def main() -> None:
                         if s["failed"]:
                             raise RuntimeError(f"{s['failed']} connections failed: {s['errors']}")
                         for rate in cfg.rates:
+                            if ablation and rate is not None and rate < 20:
+                                continue
                             for rep in range(cfg.reps):
                                 r = fanout_case(cfg, workers, server, run_id, n, rate)
                                 run_id += 1
@@ -417,7 +443,12 @@ def main() -> None:
                                     f"(+{r['server_wait']:.0%} wait) cli {r['client_util']:.0%} other {r['other_cpus']:.2f} {r['bound']}")
                     finally:
                         workers.ask(workers.pipes, "close", {})
-                        server.stop()
+                        gcs = server.stop()
+                        if gcs:
+                            gcs.update(kind=kind, n=n)
+                            results["gc"].append(gcs)
+                            log(f"gc {kind} n={n}: collections {gcs['count']} longest "
+                                f"{[round(x, 1) for x in gcs['longest_ms']]} ms")
     finally:
         workers.close()
     results["seconds"] = time.time() - started

@@ -37,7 +37,7 @@ def main() -> None:
     after = None
     if args.tune_gc == "yes" and args.gc != "off" and hasattr(chitchat, "tune_gc"):
         after = chitchat.tune_gc
-    serve(make_app, args.port, args.gc, after)
+    serve(make_app, args.port, args.gc, after, args.gc_stats)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def main() -> None:
         router = SockJSRouter(BroadcastConnection, "/sockjs", settings)
         return tornado.web.Application(router.urls)
 
-    serve(make_app, args.port, args.gc)
+    serve(make_app, args.port, args.gc, gc_stats=args.gc_stats)
 
 
 if __name__ == "__main__":

@@ -46,4 +46,4 @@ async def make_app() -> tornado.web.Application:
 
 if __name__ == "__main__":
     args = parse_args()
-    serve(make_app, args.port, args.gc)
+    serve(make_app, args.port, args.gc, gc_stats=args.gc_stats)

@@ -83,7 +83,7 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
             # sockjs-tornado's raw <prefix>/websocket route: bare text, no SockJS framing.
             session.send_message(frame)
             return
-        if stream is None:
+        if ws is None or stream is None:
             session.send_jsonified(_jsonified.get(frame))
             return
         if session.send_queue or ws.is_closing() or getattr(ws, "_compressor", None):
