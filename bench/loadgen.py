@@ -40,7 +40,10 @@ def bucket(lat_us: int) -> int:
 class Receivers:
     """The bookkeeping of every receiver in this process for the current run."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Any, slot: int) -> None:
+        # Deliveries so far in this run, shared with the sender (one slot per worker).
+        self.progress = progress
+        self.slot = slot
         self.clients: list[WSClient] = []
         self.run_b = b""
         self.expected = 0
@@ -56,6 +59,7 @@ class Receivers:
         self.ooo = 0
         self.stale = 0  # messages of another run (e.g. chitchat's history for newcomers)
         self.complete = 0
+        self.progress[self.slot] = 0
         self.first = 0
         self.last = 0
         self.done = asyncio.Event()
@@ -114,6 +118,7 @@ class Receivers:
         if not self.first:
             self.first = now
         self.last = now
+        self.progress[self.slot] = self.deliveries
 
     def lost(self) -> int:
         return sum(self.expected - c.state[1] for c in self.clients)
@@ -130,7 +135,8 @@ class Receivers:
 class Sender:
     """The one sending client; it also sees its own messages come back (the echo)."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
         self.client: WSClient | None = None
         self.run_b = b""
         self.seen: set[int] = set()
@@ -147,10 +153,16 @@ class Sender:
                     self.echo.set()
 
     async def send(self, run: int, count: int, rate: float | None, window: int,
-                   timeout: float, seconds: float | None = None) -> dict[str, Any]:
-        """Send ``count`` messages at ``rate`` per second (None: as fast as the echo of
-        the window allows), never more than ``window`` without their echo; stop early
-        after ``seconds`` if given."""
+                   timeout: float, seconds: float | None = None,
+                   receivers: int = 0) -> dict[str, Any]:
+        """Send ``count`` messages at ``rate`` per second (None: as fast as the window
+        allows); stop early after ``seconds`` if given.
+
+        The window: never more than ``window`` messages without their echo, nor more than
+        ``window`` x ``receivers`` deliveries not yet made (counted by every receiver
+        worker in shared memory; once full, until half of them are made), so that the
+        slower side, server or load generator, sets the pace and no queue grows without
+        bound."""
         assert self.client is not None
         client = self.client
         self.run_b = str(run).encode()
@@ -169,6 +181,13 @@ class Sender:
                 delay = start + seq / rate - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            if receivers and seq * receivers - sum(self.progress) > window * receivers:
+                # Full: wait until half of it is delivered, then send a burst again (a
+                # flooding sender, not a trickle, is what "as fast as possible" means).
+                while seq * receivers - sum(self.progress) > window * receivers // 2:
+                    await asyncio.sleep(0.0005)
+                    if loop.time() > deadline or client.closed:
+                        return {"first": first, "sent": seq, "timeout": True}
             while seq - len(self.seen) >= window:
                 self.echo.clear()
                 with contextlib.suppress(TimeoutError):
@@ -193,10 +212,10 @@ class Sender:
 
 
 class Worker:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, progress: Any, slot: int) -> None:
         self.conn = conn
-        self.receivers = Receivers()
-        self.sender = Sender()
+        self.receivers = Receivers(progress, slot)
+        self.sender = Sender(progress)
         self.cpu0 = 0.0
         self.wall0 = 0.0
 
@@ -221,6 +240,7 @@ class Worker:
     async def cmd_connect(self, kind: str, port: int, first: int, count: int,
                           concurrency: int, role: str, timeout: float) -> dict[str, Any]:
         codec = CODECS[kind]()
+        cpu0 = time.process_time()
         sem = asyncio.Semaphore(concurrency)
         durations: list[float] = []
         errors: list[str] = []
@@ -241,7 +261,8 @@ class Worker:
                 self.sender.client = client
 
         await asyncio.gather(*(one(i) for i in range(first, first + count)))
-        return {"durations": durations, "errors": errors[:5], "failed": len(errors)}
+        return {"durations": durations, "errors": errors[:5], "failed": len(errors),
+                "cpu": time.process_time() - cpu0}
 
     async def cmd_close(self) -> dict[str, Any]:
         for client in self.receivers.clients:
@@ -282,8 +303,9 @@ class Worker:
         return out
 
     async def cmd_send(self, run: int, count: int, rate: float | None, window: int,
-                       timeout: float, seconds: float | None = None) -> dict[str, Any]:
-        out = await self.sender.send(run, count, rate, window, timeout, seconds)
+                       timeout: float, seconds: float | None = None,
+                       receivers: int = 0) -> dict[str, Any]:
+        out = await self.sender.send(run, count, rate, window, timeout, seconds, receivers)
         out["cpu"] = time.process_time() - self.cpu0
         return out
 
@@ -291,7 +313,7 @@ class Worker:
         return {"rtts": await self.sender.round_trips(run, count, timeout)}
 
 
-def worker_main(conn: Connection, use_uvloop: bool) -> None:
+def worker_main(conn: Connection, use_uvloop: bool, progress: Any, slot: int) -> None:
     gc.freeze()
     runner: Any = asyncio.run
     if use_uvloop:
@@ -299,7 +321,7 @@ def worker_main(conn: Connection, use_uvloop: bool) -> None:
             import uvloop
 
             runner = uvloop.run
-    runner(Worker(conn).serve())
+    runner(Worker(conn, progress, slot).serve())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ def spread(values: list[float], fmt: str) -> str:
     m = statistics.median(values)
     if len(values) == 1:
         return format(m, fmt)
-    return f"{format(m, fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+    return f"{format(m, fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
 def ratio(a: float, b: float) -> str:
@@ -60,7 +61,7 @@ class Results:
             self.rtt.setdefault(r["kind"], []).append(r)
 
     def f(self, kind: str, n: int, rate: Any, key: str) -> float:
-        return med([r[key] for r in self.fan.get((kind, n, rate), [])])
+        return med([r.get(key, math.nan) for r in self.fan.get((kind, n, rate), [])])
 
     def s(self, kind: str, key: str) -> float:
         return med([r[key] for r in self.storm.get(kind, [])])
@@ -95,11 +96,13 @@ def render(data: dict[str, Any], analysis: Path) -> str:
     w(f"Server pinned to cpu {cfg['server_cpu']} (`taskset`), load generator "
       f"({cfg['workers']} receiver processes + 1 sender process) on the other "
       f"{cfg['load_cpus']} cpu(s); loopback only. Every case runs {cfg['reps']} time(s): "
-      "figures are medians, with (min–max) where there are several runs. A benchmark "
+      "figures are medians, with (min-max) where there are several runs. A benchmark "
       "message is ~100 bytes of JSON (`{\"_r\":run,\"_s\":seq,\"_c\":sender clock,\"p\":pad}`); "
       f"chitchat wraps it in its Message (id, user, ts). The sender keeps at most "
       f"min({cfg['window']}, 50,000 / N) messages without their echo (chitchat refuses "
-      "more than 100 waiting frames per connection). At a fixed rate each run lasts "
+      "more than 100 waiting frames per connection), nor more than that many times N "
+      "deliveries not yet made (the receivers count them in shared memory): the slower "
+      "side sets the pace and no queue grows without bound. At a fixed rate each run lasts "
       f"{cfg['fixed_seconds']:g} s (half that for N > 1000); 'max' sends "
       f"as many messages as the window allows for {cfg['max_seconds']:g} s (at most "
       f"{cfg['max_deliveries']:,} deliveries in all); then every receiver must get all "
@@ -121,6 +124,9 @@ def render(data: dict[str, Any], analysis: Path) -> str:
 
     for n in sizes:
         row(f"fan-out max, deliveries/s, N={n}", lambda k, n=n: res.f(k, n, None, "dps"))
+    for n in sizes:
+        row(f"fan-out max, server CPU per delivery, N={n}",
+            lambda k, n=n: res.f(k, n, None, "us_per_delivery"))
     for rate in [r for r in rates if r is not None]:
         for n in sizes:
             row(f"p99 latency at {rate:g} msg/s, N={n}",
@@ -150,9 +156,15 @@ def render(data: dict[str, Any], analysis: Path) -> str:
 
     if (c, n, None) in res.fan:
         d = res.f(c, n, None, "dps")
-        target("fan-out max >= 4x sockjs-tornado broadcast", d / res.f("sockjs", n, None, "dps"),
-               4, True, ".2f")
-        target(">= 10x python-socketio", d / res.f("socketio", n, None, "dps"), 10, True, ".2f")
+        target("fan-out max >= 4x sockjs-tornado broadcast (deliveries/s)",
+               d / res.f("sockjs", n, None, "dps"), 4, True, ".2f")
+        target(">= 10x python-socketio (deliveries/s)",
+               d / res.f("socketio", n, None, "dps"), 10, True, ".2f")
+        u = res.f(c, n, None, "us_per_delivery")
+        target("the same in server CPU per delivery: sockjs-tornado's / chitchat's >= 4",
+               res.f("sockjs", n, None, "us_per_delivery") / u, 4, True, ".1f")
+        target("python-socketio's / chitchat's >= 10",
+               res.f("socketio", n, None, "us_per_delivery") / u, 10, True, ".1f")
     if (c, n, 20.0) in res.fan:
         target("p99 at 20 msg/s <= 0.6x sockjs-tornado's",
                res.f(c, n, 20.0, "p99_ms") / res.f("sockjs", n, 20.0, "p99_ms"), 0.6, False,
@@ -172,16 +184,19 @@ def render(data: dict[str, Any], analysis: Path) -> str:
     # -- absolute fan-out --------------------------------------------------------------
     w("## Fan-out: one sender, N receivers in one room\n")
     w("Deliveries/s counts every message received by every receiver, from the first send "
-      "to the last delivery. Latency: receiver clock minus the sender clock carried in "
+      "to the last delivery. Server us/delivery: the server's CPU time over the run divided "
+      "by the deliveries, a measure of its cost that does not depend on the load "
+      "generator (1,000,000 / it is what the server would sustain on a whole core). "
+      "Latency: receiver clock minus the sender clock carried in "
       "the message. lost/dup/ooo: totals over all runs of the case. Bound: the side that "
       f"needed >= {int(100 * 0.85)}% of its cores (`server`, or `CLIENT`: then the figure is "
       "a floor, not the server's limit); `-` means neither (a fixed rate). Other: cores' worth "
       "of CPU used on the machine by processes outside the benchmark during the run "
       "(noise; 0 on a quiet machine); +wait: the share of the run the server was ready "
       "to run but waited for its core (taken by such a process).\n")
-    w("| server | N | rate | deliveries/s | p50 ms | p99 ms | lost | dup | ooo | "
-      "server cpu (+wait) | client cpu | other | bound |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    w("| server | N | rate | deliveries/s | server us/delivery | p50 ms | p99 ms | lost | dup "
+      "| ooo | server cpu (+wait) | client cpu | other | bound |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for n in sizes:
         for rate in rates:
             for kind in kinds:
@@ -191,6 +206,7 @@ def render(data: dict[str, Any], analysis: Path) -> str:
                 bounds = sorted({r["bound"] for r in runs})
                 w(f"| {LABEL[kind]} | {n} | {rate_name(rate)} | "
                   f"{spread([r['dps'] for r in runs], ',.0f')} | "
+                  f"{spread([r.get('us_per_delivery', math.nan) for r in runs], '.2f')} | "
                   f"{spread([r['p50_ms'] for r in runs], '.2f')} | "
                   f"{spread([r['p99_ms'] for r in runs], '.2f')} | "
                   f"{sum(r['lost'] for r in runs)} | {sum(r['dup'] for r in runs)} | "

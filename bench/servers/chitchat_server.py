@@ -15,8 +15,9 @@ import tornado.web
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository's chitchat
-import chitchat  # noqa: E402
-from common import parse_args, serve  # noqa: E402
+from common import parse_args, serve
+
+import chitchat
 
 
 async def make_app() -> tornado.web.Application:

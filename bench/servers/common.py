@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import stat
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any

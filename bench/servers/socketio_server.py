@@ -14,7 +14,7 @@ import socketio
 import tornado.web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import parse_args, serve  # noqa: E402
+from common import parse_args, serve
 
 ROOM = "chat"
 

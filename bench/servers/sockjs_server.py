@@ -18,7 +18,7 @@ import tornado.web
 from sockjs.tornado import SockJSConnection, SockJSRouter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import parse_args, serve  # noqa: E402
+from common import parse_args, serve
 
 members: set[BroadcastConnection] = set()
 

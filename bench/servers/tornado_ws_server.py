@@ -16,7 +16,7 @@ import tornado.web
 import tornado.websocket
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import parse_args, serve  # noqa: E402
+from common import parse_args, serve
 
 members: set[BroadcastHandler] = set()
 
