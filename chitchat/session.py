@@ -76,6 +76,12 @@ Pending = protocol.Auth | protocol.Send
 class Session:
     """The core's side of one connection (a ``transports.base.Connection``)."""
 
+    # Thousands of these live at once: no per-instance dict, and no inbox until needed.
+    __slots__ = (
+        "_auth_timer", "_draining", "_held", "_inbox", "core", "last_heard", "request",
+        "state", "transport", "user",
+    )
+
     def __init__(self, core: Core, transport: Transport, request: RequestInfo) -> None:
         self.core = core
         self.transport = transport
@@ -83,7 +89,7 @@ class Session:
         self.user: User | None = None
         self.state = State.CONNECTING
         self.last_heard = asyncio.get_running_loop().time()
-        self._inbox: collections.deque[Pending] = collections.deque()
+        self._inbox: collections.deque[Pending] | None = None
         self._draining = False
         self._held: list[str] | None = None  # deliveries held back while SYNCING
         self._auth_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
@@ -117,7 +123,7 @@ class Session:
             self._enqueue(frame)
         elif self.state is State.CONNECTING:
             self._refuse(Code.NOT_AUTHORIZED, "send auth first", frame.ref)
-        elif len(self._inbox) >= self.core.limits.max_pending:
+        elif self._inbox and len(self._inbox) >= self.core.limits.max_pending:
             self._refuse(Code.FLOODED, "too many frames waiting to be handled", frame.ref)
         else:
             self._enqueue(frame)
@@ -127,7 +133,7 @@ class Session:
             return
         self.state = State.CLOSED
         self._cancel_auth_timer()
-        self._inbox.clear()
+        self._inbox = None
         self._held = None
         self.core.leave(self)
 
@@ -160,6 +166,8 @@ class Session:
     # -- the in-order handling of auth and send frames ----------------------------------
 
     def _enqueue(self, frame: Pending) -> None:
+        if self._inbox is None:
+            self._inbox = collections.deque()
         self._inbox.append(frame)
         if not self._draining:
             self._draining = True
@@ -250,7 +258,7 @@ class Session:
     def _close(self, code: int, reason: str) -> None:
         self.state = State.CLOSING
         self._cancel_auth_timer()
-        self._inbox.clear()
+        self._inbox = None
         self.transport.close(code, reason)
 
     def _auth_timed_out(self) -> None:

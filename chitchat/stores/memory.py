@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 
 from ..errors import ConfigurationError
 from ..store import Store
@@ -33,4 +34,4 @@ class MemoryStore(Store):
         history = self._channels.get(channel)
         if not history or limit <= 0:
             return []
-        return list(history)[-limit:]
+        return list(itertools.islice(history, max(0, len(history) - limit), None))
