@@ -19,6 +19,8 @@ LABEL = {
     "chitchat-sockjs-gcoff": "chitchat over SockJS, GC disabled",
 }
 BASELINES = ["sockjs", "tornado-ws", "socketio"]
+SHORT = {"sockjs": "sockjs-tornado", "tornado-ws": "Tornado WS", "socketio": "socketio",
+         "chitchat-sockjs": "chitchat SockJS", "chitchat-ws": "chitchat native"}
 CHITCHAT = ["chitchat-sockjs", "chitchat-ws"]
 
 
@@ -113,7 +115,7 @@ def render(data: dict[str, Any], analysis: Path) -> str:
     w("Ratios of medians. Throughput: higher is better; latency, memory, CPU: lower is "
       "better.\n")
     header = "| metric | " + " | ".join(
-        f"{c.split('-')[1]} / {b}" for c in CHITCHAT if c in kinds for b in BASELINES
+        f"{SHORT[c]} / {SHORT[b]}" for c in CHITCHAT if c in kinds for b in BASELINES
         if b in kinds) + " |"
     pairs = [(c, b) for c in CHITCHAT if c in kinds for b in BASELINES if b in kinds]
     w(header)

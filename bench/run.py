@@ -355,7 +355,13 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="phases to skip: storm,rtt,fanout")
     parser.add_argument("--profile", default="", help="run each server under py-spy, "
                         "writing raw stacks to this directory")
+    parser.add_argument("--render", default="", metavar="JSON",
+                        help="only rewrite --out from a results file of an earlier run")
     args = parser.parse_args()
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+        Path(args.out).write_text(report.render(results, HERE / "analysis.md"))
+        return
 
     load_cpus = len(os.sched_getaffinity(0))
     if args.quick:
@@ -433,6 +439,7 @@ class Suite:
             for kind in cfg.kinds:
                 if kind in SAME_CONNECT_PATH:
                     continue
+                tries: list[dict[str, Any]] = []
                 for attempt in range(RETRIES + 1):
                     if attempt:
                         log("  (the machine was busy: again)")
@@ -440,16 +447,18 @@ class Suite:
                     server = self.server(kind)
                     try:
                         connect_sender(self.workers, server, kind)
-                        s = storm(cfg, self.workers, server, kind, cfg.storm_size)
+                        tries.append(storm(cfg, self.workers, server, kind, cfg.storm_size))
                     finally:
                         self.finish(server)
+                    s = tries[-1]
                     log(f"storm {kind:16} n={cfg.storm_size} {s['rate']:7.0f} conn/s "
                         f"p99 {s['p99_ms']:6.1f} ms  {s['cpu_ms_per_conn']:.3f} ms cpu/conn "
                         f"{s['kb_per_conn']:5.1f} KB/conn  failed {s['failed']} "
                         f"other {s['other_cpus']:.2f}")
                     if s["other_cpus"] <= NOISE:
                         break
-                s.update(rep=rep, attempts=attempt + 1)
+                s = min(tries, key=lambda t: t["other_cpus"])
+                s.update(rep=rep, attempts=len(tries))
                 self.results["storm"].append(s)
 
     def round_trips(self) -> None:
@@ -504,14 +513,19 @@ class Suite:
             raise RuntimeError(f"{s['failed']} connections failed: {s['errors']}")
         for rate in rates:
             for rep in range(cfg.reps):
+                tries: list[dict[str, Any]] = []
                 for attempt in range(RETRIES + 1):
                     if attempt:
                         log("  (the machine was busy: again)")
                         time.sleep(2)
-                    r = fanout_case(cfg, workers, server, self.next_run(), n, rate)
-                    if r["other_cpus"] <= NOISE:
+                    tries.append(fanout_case(cfg, workers, server, self.next_run(), n, rate))
+                    if tries[-1]["other_cpus"] <= NOISE:
                         break
-                r.update(kind=kind, rep=rep, attempts=attempt + 1)
+                # Every try counts for correctness; the least disturbed one is the figure.
+                r = min(tries, key=lambda t: t["other_cpus"])
+                for key in ("lost", "dup", "ooo"):
+                    r[key] = sum(t[key] for t in tries)
+                r.update(kind=kind, rep=rep, attempts=len(tries))
                 self.results["fanout"].append(r)
                 log(f"fanout {kind:16} n={n:5} rate={rate or 'max':>4} {r['dps']:9.0f} d/s "
                     f"p50 {r['p50_ms']:7.2f} p99 {r['p99_ms']:7.2f} ms lost {r['lost']} "
