@@ -17,6 +17,7 @@ LABEL = {
     "chitchat-ws": "**chitchat over native websocket**",
     "chitchat-sockjs-gcdefault": "chitchat over SockJS, Python's default GC",
     "chitchat-sockjs-gcoff": "chitchat over SockJS, GC disabled",
+    "chitchat-sockjs-hb60": "chitchat over SockJS, heartbeat 60 s",
 }
 BASELINES = ["sockjs", "tornado-ws", "socketio"]
 SHORT = {"sockjs": "sockjs-tornado", "tornado-ws": "Tornado WS", "socketio": "socketio",

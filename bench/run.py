@@ -29,20 +29,24 @@ from loadgen import bucket_ms, worker_main
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-#: Every server the suite compares, and the command that starts it.
-SERVERS: dict[str, list[str]] = {
-    "sockjs": ["servers/sockjs_server.py"],
-    "sockjs-noflush": ["servers/sockjs_server.py", "--no-immediate-flush"],
-    "tornado-ws": ["servers/tornado_ws_server.py"],
-    "socketio": ["servers/socketio_server.py"],
-    "chitchat-sockjs": ["servers/chitchat_server.py"],
-    "chitchat-ws": ["servers/chitchat_server.py"],
+#: Every server the suite knows: kind -> (the client codec that speaks to it, its script
+#: and arguments).
+SERVERS: dict[str, tuple[str, list[str]]] = {
+    "sockjs": ("sockjs", ["servers/sockjs_server.py"]),
+    "sockjs-noflush": ("sockjs", ["servers/sockjs_server.py", "--no-immediate-flush"]),
+    "tornado-ws": ("tornado-ws", ["servers/tornado_ws_server.py"]),
+    "socketio": ("socketio", ["servers/socketio_server.py"]),
+    "chitchat-sockjs": ("chitchat-sockjs", ["servers/chitchat_server.py"]),
+    "chitchat-ws": ("chitchat-ws", ["servers/chitchat_server.py"]),
     # The GC ablation: chitchat over SockJS with Python's default collector, and with none.
-    "chitchat-sockjs-gcdefault": ["servers/chitchat_server.py", "--tune-gc", "no"],
-    "chitchat-sockjs-gcoff": ["servers/chitchat_server.py", "--gc", "off"],
+    "chitchat-sockjs-gcdefault": ("chitchat-sockjs",
+                                  ["servers/chitchat_server.py", "--tune-gc", "no"]),
+    "chitchat-sockjs-gcoff": ("chitchat-sockjs", ["servers/chitchat_server.py", "--gc", "off"]),
+    # Not in the default suite: the heartbeat's effect on tail latency (--servers ...).
+    "chitchat-sockjs-hb60": ("chitchat-sockjs",
+                             ["servers/chitchat_server.py", "--heartbeat", "60"]),
 }
-#: Which client codec speaks to each server.
-CODEC = {kind: kind.replace("-gcdefault", "").replace("-gcoff", "") for kind in SERVERS}
+CODEC = {kind: codec for kind, (codec, _) in SERVERS.items()}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SATURATED = 0.85  # a side using this share of its cores is the bottleneck
 #: A run during which processes outside the benchmark used more than this many cores'
@@ -71,9 +75,9 @@ class Server:
             self.port = s.getsockname()[1]
         fd, self.gc_file = tempfile.mkstemp(prefix="bench-gc-", suffix=".json")
         os.close(fd)
-        cmd = ["taskset", "-c", cpu, sys.executable, str(HERE / SERVERS[kind][0]),
-               "--port", str(self.port), "--gc-stats", self.gc_file, *SERVERS[kind][1:],
-               *extra]
+        script, *script_args = SERVERS[kind][1]
+        cmd = ["taskset", "-c", cpu, sys.executable, str(HERE / script),
+               "--port", str(self.port), "--gc-stats", self.gc_file, *script_args, *extra]
         if self.profile_dir is not None:
             out = self.profile_dir / f"{Server.started:02d}-{kind}.txt"
             spy = str(Path(sys.executable).parent / "py-spy")
