@@ -86,6 +86,11 @@ def render(data: dict[str, Any], analysis: Path) -> str:
       + f" on {env['date']} in {data.get('seconds', 0) / 60:.1f} minutes. Do not edit by "
       "hand: the command rewrites this file (the analysis at the end comes from "
       "`bench/analysis.md`).\n")
+    w("`bash bench/run.sh --quick` is a two-minute smoke test (written to "
+      "`bench/results/quick.md`); `--servers`, `--sizes`, `--rates`, `--reps` pick a "
+      "subset; `--profile DIR` runs every server under py-spy; `--help` lists the rest. "
+      "The servers are in `bench/servers/`, the load generator in `bench/loadgen.py` and "
+      "`bench/wsclient.py`.\n")
     if cfg["quick"]:
         w("> **Quick mode**: one size, one run per case. Figures are a smoke test, not "
           "results.\n")

@@ -354,16 +354,25 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="receiver worker processes")
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--no-uvloop", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
-    parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
+    parser.add_argument("--out", default="", help="the report (default: docs/benchmarks.md; "
+                        "bench/results/quick.md with --quick, so a smoke test never "
+                        "replaces the real results)")
+    parser.add_argument("--json", default="", help="raw results (default: "
+                        "bench/results/latest.json, or quick.json with --quick)")
     parser.add_argument("--skip", default="", help="phases to skip: storm,rtt,fanout")
     parser.add_argument("--profile", default="", help="run each server under py-spy, "
                         "writing raw stacks to this directory")
     parser.add_argument("--render", default="", metavar="JSON",
                         help="only rewrite --out from a results file of an earlier run")
     args = parser.parse_args()
+    if not args.out:
+        args.out = str(HERE / "results" / "quick.md" if args.quick
+                       else ROOT / "docs" / "benchmarks.md")
+    if not args.json:
+        args.json = str(HERE / "results" / ("quick.json" if args.quick else "latest.json"))
     if args.render:
         results = json.loads(Path(args.render).read_text())
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(report.render(results, HERE / "analysis.md"))
         return
 
@@ -409,6 +418,7 @@ def main() -> None:
     results["seconds"] = time.time() - started
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report.render(results, HERE / "analysis.md"))
     log(f"wrote {args.out} and {args.json} in {results['seconds'] / 60:.1f} min")
 

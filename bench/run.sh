@@ -2,10 +2,13 @@
 # The benchmark suite: every server on one core, the load generator on the other, then
 # docs/benchmarks.md is rewritten with the results. Not part of the test run.
 #
-#   bash bench/run.sh            # the full suite (~20-25 minutes on 2 cores)
-#   bash bench/run.sh --quick    # a smoke test: N=1000 only, one run of each case
+#   bash bench/run.sh            # the full suite (~20 minutes on 2 cores): docs/benchmarks.md
+#   bash bench/run.sh --quick    # a smoke test (~2 minutes): N=1000, one run of each case,
+#                                # written to bench/results/quick.md
 #
-# Other arguments go to bench/run.py (see --help). Needs Python 3.11+ and util-linux's
+# Other arguments go to bench/run.py (see --help): --servers, --sizes, --rates, --reps
+# pick a subset; --profile DIR runs every server under py-spy; --render JSON rewrites
+# the report from an earlier run's bench/results/latest.json. Needs Python 3.11+ and util-linux's
 # taskset (installed from Debian's packages when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
