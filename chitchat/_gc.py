@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import gc
 
+from .errors import ConfigurationError
+
 __all__ = ["tune_gc"]
 
 #: Defaults chosen from docs/benchmarks.md's measurements.
@@ -55,7 +57,7 @@ def tune_gc(
     so it is the application's call, never done by chitchat on its own.
     """
     if threshold < 1 or middle_every < 1 or full_every < 1:
-        raise ValueError("gc thresholds must be positive")
+        raise ConfigurationError("gc thresholds must be positive")
     old = gc.get_threshold()
     if freeze:
         gc.collect()

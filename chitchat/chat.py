@@ -43,6 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The channel every chat message goes to (rooms will add more).
 MAIN = "chat"
 _NO_PAYLOAD: Any = object()
+HEARTBEAT_SLICES = 16
 
 
 def _user_channel(user_id: str) -> str:
@@ -108,7 +109,11 @@ class Chat:
         self.message_handler: Callable[..., Any] | None = None
         self._hub = Hub()
         self._users: dict[str, set[Session]] = {}
-        self._sessions: set[Session] = set()
+        # Sessions in HEARTBEAT_SLICES buckets (by hash): each tick of the heartbeat
+        # timer pings one bucket, so pings and pongs are spread over the interval
+        # instead of arriving all in one loop turn.
+        self._buckets: list[set[Session]] = [set() for _ in range(HEARTBEAT_SLICES)]
+        self._tick = 0
         self._node = secrets.token_hex(4)
         self._ids = itertools.count(1)
         self._started: asyncio.Task[None] | None = None
@@ -193,7 +198,7 @@ class Chat:
                         request.host)
             session.fail(Code.ORIGIN_REFUSED, "this origin may not connect")
         else:
-            self._sessions.add(session)
+            self._buckets[hash(session) % HEARTBEAT_SLICES].add(session)
         return session
 
     # -- the session-facing side (session.Core) -----------------------------------------
@@ -210,7 +215,7 @@ class Chat:
         return await self.store.recent(MAIN, self.history) if self.history else []
 
     def leave(self, session: Session) -> None:
-        self._sessions.discard(session)
+        self._buckets[hash(session) % HEARTBEAT_SLICES].discard(session)
         if session.user is None:
             return
         user_id = session.user.id
@@ -241,21 +246,23 @@ class Chat:
         await self.broker.start(self._hub.deliver)
         await self.broker.subscribe(MAIN)
         loop = asyncio.get_running_loop()
-        self._heartbeat = loop.call_later(self.limits.heartbeat, self._beat)
+        self._heartbeat = loop.call_later(self.limits.heartbeat / HEARTBEAT_SLICES, self._beat)
 
     def _beat(self) -> None:
+        # Every session is visited once per heartbeat interval, one slice per tick.
         loop = asyncio.get_running_loop()
         now = loop.time()
-        for session in list(self._sessions):
+        self._tick = (self._tick + 1) % HEARTBEAT_SLICES
+        for session in list(self._buckets[self._tick]):
             session.heartbeat(now)
-        self._heartbeat = loop.call_later(self.limits.heartbeat, self._beat)
+        self._heartbeat = loop.call_later(self.limits.heartbeat / HEARTBEAT_SLICES, self._beat)
 
     async def stop(self) -> None:
         """Close every connection and release the broker and store."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
-        for session in list(self._sessions):
+        for session in [s for bucket in self._buckets for s in bucket]:
             session.transport.close(1001, "server shutting down")
         if self._started is not None:
             await self._started

@@ -85,6 +85,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     chat = make_chat()
     make_app(chat).listen(args.port, args.host)
+    chitchat.tune_gc()  # after start-up: fewer, shorter collector pauses (docs/benchmarks.md)
     print(f"chitchat demo ready on http://{args.host}:{args.port}/", flush=True)
     await announce_presence(chat)
 
