@@ -23,7 +23,7 @@ from .errors import ConfigurationError
 from .hub import Hub
 from .origin import OriginPolicy
 from .protocol import Code
-from .session import Limits, Session
+from .session import Limits, Session, State
 from .store import Store
 from .stores.memory import MemoryStore
 from .transports.base import Connection, RequestInfo, Transport
@@ -206,6 +206,8 @@ class Chat:
     async def join(self, session: Session) -> list[Message]:
         assert session.user is not None
         await self._ensure_started()
+        if session.state is State.CLOSED:  # it left while the broker was starting
+            return []
         user_id = session.user.id
         sessions = self._users.setdefault(user_id, set())
         sessions.add(session)
