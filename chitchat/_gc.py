@@ -51,7 +51,7 @@ def tune_gc(
 
     ``threshold``: net allocations between young collections (Python's default: 700).
     ``middle_every``/``full_every``: young (resp. middle) collections between middle
-    (resp. full) ones (defaults 10 and 10). ``freeze``: collect, then move every object
+    (resp. full) ones (Python's defaults: 10 and 10). ``freeze``: collect, then move every object
     alive now to the permanent generation (``gc.freeze()``), so that full collections
     never walk the start-up state again. Process-wide: it affects the whole interpreter,
     so it is the application's call, never done by chitchat on its own.

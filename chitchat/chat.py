@@ -198,7 +198,7 @@ class Chat:
                         request.host)
             session.fail(Code.ORIGIN_REFUSED, "this origin may not connect")
         else:
-            self._buckets[hash(session) % HEARTBEAT_SLICES].add(session)
+            self._bucket(session).add(session)
         return session
 
     # -- the session-facing side (session.Core) -----------------------------------------
@@ -217,7 +217,7 @@ class Chat:
         return await self.store.recent(MAIN, self.history) if self.history else []
 
     def leave(self, session: Session) -> None:
-        self._buckets[hash(session) % HEARTBEAT_SLICES].discard(session)
+        self._bucket(session).discard(session)
         if session.user is None:
             return
         user_id = session.user.id
@@ -249,6 +249,9 @@ class Chat:
         await self.broker.subscribe(MAIN)
         loop = asyncio.get_running_loop()
         self._heartbeat = loop.call_later(self.limits.heartbeat / HEARTBEAT_SLICES, self._beat)
+
+    def _bucket(self, session: Session) -> set[Session]:
+        return self._buckets[hash(session) % HEARTBEAT_SLICES]
 
     def _beat(self) -> None:
         # Every session is visited once per heartbeat interval, one slice per tick.

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from conftest import ALL_TRANSPORTS, Connect
 
+import chitchat
+
 pytestmark = pytest.mark.parametrize("transport", ALL_TRANSPORTS, indirect=True)
 
 
@@ -164,8 +166,6 @@ async def test_answering_twice_raises_a_clear_error(connect: Connect, chat: Any)
     ann = await connect("ann")
     await send(ann, 1, {"text": "once"})
     assert len(errors) == 1 and "exactly once" in str(errors[0])
-    import chitchat
-
     assert isinstance(errors[0], chitchat.AlreadyAnsweredError)
 
 

@@ -49,7 +49,7 @@ async def sleeper(port: int, path: str, first_frame: str) -> socket.socket:
 @pytest.mark.chat(max_backlog=64 * 1024)
 @pytest.mark.parametrize("path", ["/chat/ws", "/chat/000/slow/websocket"])
 async def test_client_that_never_reads_is_dropped_and_others_get_everything(
-    connect: Connect, chat: Any, http_port: int, path: str
+    connect: Connect, chat: Any, http_port: int, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     auth = json.dumps({"t": "auth", "v": 1, "data": {"name": "zzz", "token": "secret-zzz"}})
     if "websocket" in path:
@@ -59,6 +59,8 @@ async def test_client_that_never_reads_is_dropped_and_others_get_everything(
         await _flood_past(slow, connect, chat)
     finally:
         slow.close()
+    drops = [r for r in caplog.records if "stopped reading" in r.getMessage()]
+    assert len(drops) == 1, [r.getMessage() for r in drops]  # logged once
 
 
 async def _flood_past(slow: socket.socket, connect: Connect, chat: Any) -> None:

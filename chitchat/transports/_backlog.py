@@ -1,29 +1,24 @@
-"""How much a socket transport has written that its client has not taken yet."""
+"""Noticing a client that has stopped reading what a socket transport writes to it."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+
+from tornado.iostream import IOStream
 
 log = logging.getLogger("chitchat.transports")
 
 
-def backlog(stream: Any) -> int:
-    """Bytes queued in a Tornado IOStream's write buffer.
+def too_slow(stream: IOStream, limit: int, who: object) -> bool:
+    """True, and logged, when more than ``limit`` bytes written to ``stream`` are still
+    waiting for the client. The caller then drops the connection, which closes
+    ``stream``; it checks ``closed``/``is_closing`` first, so this logs once.
 
-    Tornado keeps no public count; ``_write_buffer`` (a ``_StreamBuffer`` with ``len``)
-    has been there since Tornado 5. Without it, report 0 (no protection, no crash).
+    Tornado keeps no public count: ``IOStream._write_buffer`` (a ``_StreamBuffer`` with
+    ``len``) has been there since Tornado 5; tests/test_slow_consumer.py guards it.
     """
-    buffer = getattr(stream, "_write_buffer", None)
-    try:
-        return len(buffer) if buffer is not None else 0
-    except TypeError:
-        return 0
-
-
-def too_slow(stream: Any, limit: int, who: object) -> bool:
-    """True (and logged once, by the caller's close) when ``stream`` is over ``limit``."""
-    if backlog(stream) <= limit:
+    buffered = stream._write_buffer
+    if not buffered or len(buffered) <= limit:
         return False
     log.warning("%s stopped reading (over %d bytes unsent): disconnecting it", who, limit)
     return True

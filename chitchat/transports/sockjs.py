@@ -70,11 +70,11 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
             return
         session = self.session
         handler = session.handler
-        # Polling sessions buffer in send_queue and expire when the client stops polling;
-        # a websocket session writes straight to a socket that may not be read.
+        # A websocket session writes straight to a socket that may not be read; polling
+        # sessions buffer in send_queue and expire when the client stops polling.
         ws = getattr(handler, "ws_connection", None)
-        stream = ws.stream if ws is not None else None
-        if stream is not None and stream._write_buffer and too_slow(
+        stream = None if ws is None or ws.is_closing() else ws.stream
+        if stream is not None and too_slow(
             stream, session.server.chat.limits.max_backlog, self._connection
         ):
             handler.abort_connection()
@@ -83,10 +83,7 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
             # sockjs-tornado's raw <prefix>/websocket route: bare text, no SockJS framing.
             session.send_message(frame)
             return
-        if ws is None or stream is None:
-            session.send_jsonified(_jsonified.get(frame))
-            return
-        if session.send_queue or ws.is_closing() or getattr(ws, "_compressor", None):
+        if stream is None or session.send_queue or getattr(ws, "_compressor", None):
             session.send_jsonified(_jsonified.get(frame))
             return
         # The fan-out's hot path: what sockjs-tornado would write (``a[<frame as a JSON

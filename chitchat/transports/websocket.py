@@ -60,8 +60,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         stream = ws.stream
         if stream is None:
             return
-        if stream._write_buffer and too_slow(stream, self.chat.limits.max_backlog,
-                                             self._connection):
+        if too_slow(stream, self.chat.limits.max_backlog, self._connection):
             # A close frame would queue behind the backlog it never reads: drop the socket.
             stream.close()
             return
