@@ -14,9 +14,11 @@ from .errors import (
     ConfigurationError,
     ProtocolError,
 )
+from .log import Position
 from .origin import OriginPolicy
+from .presence import MemoryPresence, PresenceBackend
 from .router import ChatRouter
-from .store import Store
+from .store import Retention, Store
 from .stores.memory import MemoryStore
 from .transports.base import Connection, RequestInfo, Transport
 from .transports.sockjs import ChitchatConnection
@@ -35,11 +37,15 @@ __all__ = [
     "ConfigurationError",
     "Connection",
     "MemoryBroker",
+    "MemoryPresence",
     "MemoryStore",
     "Message",
     "OriginPolicy",
+    "Position",
+    "PresenceBackend",
     "ProtocolError",
     "RequestInfo",
+    "Retention",
     "Store",
     "Transport",
     "User",

@@ -1,6 +1,7 @@
 """Running an application handler: exactly one good/bad answer, on time, errors logged.
 
-``@chat.authorize`` and ``@chat.message`` handlers may be plain functions or coroutines.
+Handlers (``@chat.authorize``, ``@chat.message``, ``@chat.join``, ``@chat.edit``,
+``@chat.remove``) may be plain functions or coroutines.
 Each gets a fresh ``good``/``bad`` pair; the first call settles the answer and any later
 call raises ``AlreadyAnsweredError``. A handler that raises before answering is answered
 ``bad({"error": "internal"})`` and its traceback is logged once; a handler that has not
@@ -10,22 +11,38 @@ answered within the timeout is answered ``bad({"error": "timeout"})``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from . import protocol
+from . import jsonsafe, protocol
 from ._tasks import spawn
 from .errors import AlreadyAnsweredError
 from .user import User
 
-__all__ = ["INTERNAL", "TIMEOUT", "UNSET", "AuthAnswer", "MessageAnswer", "run_handler"]
+__all__ = [
+    "INTERNAL", "TIMEOUT", "UNSET", "AuthAnswer", "JoinAnswer", "MessageAnswer", "Registry",
+    "RemoveAnswer", "run_handler", "takes_room",
+]
 
 log = logging.getLogger("chitchat.handlers")
 
 INTERNAL: Final = {"error": "internal"}
 TIMEOUT: Final = {"error": "timeout"}
+
+
+@dataclasses.dataclass(slots=True)
+class Registry:
+    """The application's handlers, as the Chat's decorators registered them."""
+
+    authorize: Callable[..., Any] | None = None
+    message: Callable[..., Any] | None = None
+    message_takes_room: bool = False  # the message handler declares ``room``
+    join: Callable[..., Any] | None = None
+    edit: Callable[..., Any] | None = None
+    remove: Callable[..., Any] | None = None
 
 
 class _Unset:
@@ -79,24 +96,55 @@ class AuthAnswer(_Answer):
             identifier = user
         if not isinstance(identifier, str) or not identifier:
             raise TypeError("good() takes the user's identifier as a non-empty string")
+        if not jsonsafe.valid_text(identifier):
+            raise ValueError("the user's identifier holds a lone surrogate (not Unicode)")
         protocol.dumps(meta)
         self.settle((True, (identifier, meta)))
 
 
 class MessageAnswer(_Answer):
+    """For ``@chat.message`` and ``@chat.edit``: ``good(payload=None)``."""
+
     __slots__ = ()
 
     def good(self, payload: Any = UNSET) -> None:
-        """Accept the message; deliver ``payload`` instead of the data sent, if given."""
+        """Accept; deliver ``payload`` instead of the data sent, if given."""
         self.settle((True, payload))
 
 
-async def run_handler(
-    handler: Callable[..., Any], args: tuple[Any, ...], answer: _Answer, timeout: float
-) -> Verdict:
-    """Call ``handler(*args, answer.good, answer.bad)`` and wait for its verdict."""
+class JoinAnswer(_Answer):
+    __slots__ = ()
+
+    def good(self, meta: Any = None) -> None:
+        """Admit the connection to the room; the client's join resolves with ``meta``."""
+        protocol.dumps(meta)
+        self.settle((True, meta))
+
+
+class RemoveAnswer(_Answer):
+    __slots__ = ()
+
+    def good(self) -> None:
+        """Allow the removal."""
+        self.settle((True, None))
+
+
+def takes_room(handler: Callable[..., Any]) -> bool:
+    """True when ``handler`` declares a parameter named ``room`` (then the message
+    handler is called with the room as that keyword argument)."""
     try:
-        result = handler(*args, answer.good, answer.bad)
+        return "room" in inspect.signature(handler).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+async def run_handler(
+    handler: Callable[..., Any], args: tuple[Any, ...], answer: _Answer, timeout: float,
+    **kwargs: Any,
+) -> Verdict:
+    """Call ``handler(*args, answer.good, answer.bad, **kwargs)`` and wait for its verdict."""
+    try:
+        result = handler(*args, answer.good, answer.bad, **kwargs)
     except Exception:
         log.exception("the %s raised", answer.what)
         answer.expire((False, INTERNAL))

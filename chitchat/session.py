@@ -2,75 +2,81 @@
 
 A Session sits between one transport and the chat core. Frames are decoded here,
 checked against the limits, and handled strictly one after another: the answer to a
-frame (and the delivery of the message it carried) comes before anything is done with
-the next frame, also when the application's handlers are coroutines that take varying
-time. Deliveries from the hub are written straight to the transport once the session
-is open; while the recent history is being fetched they are held back so that the
-client sees the history first.
+frame (and the delivery of what it carried) comes before anything is done with the
+next frame, also when the application's handlers are coroutines that take varying
+time. Pings and pongs are answered at once.
+
+Abuse handling (docs/SECURITY.md): every frame takes a token from the connection's
+bucket (``frame_rate``), every write to a room's log one from its user's
+(``send_rate``); a refused frame gets one coded ``error`` and the connection goes on.
+A connection that keeps being refused is closed with ``FLOOD_CLOSED``. Bad frames are
+counted and logged at most once a minute per connection, with the count; their content
+(which may hold a token) is never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import enum
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from . import protocol
 from ._tasks import spawn
-from .errors import ProtocolError
-from .handlers import INTERNAL, UNSET, AuthAnswer, MessageAnswer, run_handler
+from .errors import BackendError, ProtocolError
+from .handlers import INTERNAL, AuthAnswer, Registry, run_handler
+from .limits import TokenBucket
 from .protocol import Code
+from .settings import Settings
 from .transports.base import RequestInfo, Transport
-from .user import Message, User
+from .user import User
 
-__all__ = ["Core", "Limits", "Session", "State"]
+__all__ = ["Core", "Session", "State"]
 
 log = logging.getLogger("chitchat.session")
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Limits:
-    """Per-connection settings (the Chat constructor documents each)."""
-
-    auth_timeout: float = 10.0
-    handler_timeout: float = 10.0
-    heartbeat: float = 10.0
-    max_frame_size: int = 64 * 1024
-    max_pending: int = 100
-    max_backlog: int = 1024 * 1024
+#: A connection may be refused this many frames in a burst (and 2 a second sustained)
+#: before it is closed with FLOOD_CLOSED.
+STRIKES = (2.0, 50)
+#: Bad frames of one connection are logged at most once per this many seconds.
+LOG_EVERY = 60.0
 
 
 class Core(Protocol):
     """What a session needs from the chat that owns it (``Chat`` implements it)."""
 
-    limits: Limits
-    authorize_handler: Callable[..., Any] | None
-    message_handler: Callable[..., Any] | None
+    limits: Settings
+    registry: Registry
+    stopping: bool
 
-    async def join(self, session: Session) -> list[Message]:
-        """Register an authorized session for delivery; return the recent history."""
+    async def authorized(self, session: Session, frame: protocol.Auth) -> bool:
+        """Register an authorized session and send its welcome (False: refused)."""
 
-    def leave(self, session: Session) -> None:
-        """Forget a closed session. Idempotent."""
+    async def handle(self, session: Session, frame: protocol.ClientFrame) -> None:
+        """Handle one frame of an open session and send the answer."""
 
-    async def publish(self, user: User, data: Any) -> Message:
-        """Keep and deliver an accepted message; return it as delivered."""
+    def send_bucket(self, user: User) -> TokenBucket | None:
+        """The user's send-rate bucket (shared by their connections), or None."""
+
+    def closed(self, session: Session) -> None:
+        """Forget a closed session. Called once."""
+
+    def backend_failed(self, exc: BaseException) -> None:
+        """A request failed because the store or broker did (log it once per outage)."""
 
 
 class State(enum.IntEnum):
     CONNECTING = 0  # waiting for the auth frame
     AUTHORIZING = 1  # the authorize handler is running
-    SYNCING = 2  # authorized; the history is being fetched
+    SYNCING = 2  # authorized; the default room is being read
     OPEN = 3
     CLOSING = 4  # a fatal frame was sent; the transport closes after it
     CLOSED = 5
 
 
-Pending = protocol.Auth | protocol.Send
+#: Frames that write to a room's log: they count against the user's send rate.
+WRITES = (protocol.Send, protocol.Edit, protocol.Remove, protocol.React)
 
 
 class Session:
@@ -78,36 +84,49 @@ class Session:
 
     # Thousands of these live at once: no per-instance dict, and no inbox until needed.
     __slots__ = (
-        "_auth_timer", "_draining", "_held", "_inbox", "core", "last_heard", "request",
-        "state", "transport", "user",
+        "_bad", "_held", "_inbox", "core", "guard", "ip", "last_heard", "request", "rooms",
+        "state", "task", "transport", "user",
     )
 
-    def __init__(self, core: Core, transport: Transport, request: RequestInfo) -> None:
+    def __init__(self, core: Core, transport: Transport, request: RequestInfo,
+                 ip: str | None) -> None:
         self.core = core
         self.transport = transport
         self.request = request
+        self.ip = ip
         self.user: User | None = None
         self.state = State.CONNECTING
+        self.rooms: dict[str, bool] = {}
         self.last_heard = asyncio.get_running_loop().time()
-        self._inbox: collections.deque[Pending] | None = None
-        self._draining = False
-        self._held: list[str] | None = None  # deliveries held back while SYNCING
-        self._auth_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            core.limits.auth_timeout, self._auth_timed_out
-        )
+        self.guard = _Guard(core.limits.frame_rate, self.last_heard)
+        self._inbox: collections.deque[protocol.ClientFrame] | None = None
+        #: The task handling this connection's frames, while there are any.
+        self.task: asyncio.Task[None] | None = None
+        self._held: list[str] | None = None  # pushes held back while SYNCING
+        self._bad: _BadFrames | None = None
 
     def __repr__(self) -> str:
         who = self.user.id if self.user else "-"
-        return f"<Session {who} {self.transport.name} {self.request.remote_ip}>"
+        return f"<Session {who} {self.transport.name} {self.ip}>"
+
+    @property
+    def gone(self) -> bool:
+        return self.state >= State.CLOSING
+
 
     # -- called by the transport --------------------------------------------------------
 
     def frame_received(self, text: str) -> None:
-        if self.state >= State.CLOSING:
+        if self.state >= State.CLOSING or self.core.stopping:
             return
-        self.last_heard = asyncio.get_running_loop().time()
+        now = self.last_heard = asyncio.get_running_loop().time()
+        if self.guard.frames is not None and (wait := self.guard.frames.take(now)):
+            self._flooded(protocol.leading_ref(text), wait,
+                          "this connection is sending too many frames")
+            return
+        limits = self.core.limits
         try:
-            frame = protocol.decode(text, self.core.limits.max_frame_size)
+            frame = protocol.decode(text, limits.max_frame_size, limits.max_depth)
         except ProtocolError as exc:
             self._refuse(exc.code, exc.reason, exc.ref)
             return
@@ -122,9 +141,14 @@ class Session:
             self.state = State.AUTHORIZING
             self._enqueue(frame)
         elif self.state is State.CONNECTING:
-            self._refuse(Code.NOT_AUTHORIZED, "send auth first", frame.ref)
-        elif self._inbox and len(self._inbox) >= self.core.limits.max_pending:
-            self._refuse(Code.FLOODED, "too many frames waiting to be handled", frame.ref)
+            self._refuse(Code.NOT_AUTHORIZED, "send auth first", getattr(frame, "ref", None))
+        elif self._inbox and len(self._inbox) >= limits.max_pending:
+            self._flooded(getattr(frame, "ref", None), None,
+                          "too many frames waiting to be handled")
+        elif isinstance(frame, WRITES) and self.user is not None and (
+                (bucket := self.core.send_bucket(self.user)) is not None
+                and (wait := bucket.take(now))):
+            self._flooded(frame.ref, wait, "sending too fast: wait a moment")
         else:
             self._enqueue(frame)
 
@@ -132,19 +156,34 @@ class Session:
         if self.state is State.CLOSED:
             return
         self.state = State.CLOSED
-        self._cancel_auth_timer()
         self._inbox = None
         self._held = None
-        self.core.leave(self)
+        if self._bad is not None:
+            self._bad.summary(self)
+        self.core.closed(self)
 
     # -- called by the core -------------------------------------------------------------
 
-    def deliver(self, frame: str) -> None:
-        """Write a ``messages`` frame from the hub (held back while syncing)."""
-        if self.state is State.OPEN:
+    def send(self, frame: str) -> None:
+        """Write one frame now (the session's own answers and room syncs)."""
+        if self.state < State.CLOSING:
             self.transport.send(frame)
-        elif self._held is not None:
-            self._held.append(frame)
+
+    def deliver(self, frame: str) -> None:
+        """Write a frame from a room's feed or the user's hub (pushes are held back
+        while the default room is being synced, so that its history comes first)."""
+        if self.state < State.CLOSING:
+            if self._held is not None:
+                self._held.append(frame)
+            else:
+                self.transport.send(frame)
+
+    def opened(self) -> None:
+        """Authorized and synced: from now on deliveries go straight out."""
+        held, self._held = self._held or [], None
+        self.state = State.OPEN
+        for frame in held:
+            self.transport.send(frame)
 
     def heartbeat(self, now: float) -> None:
         """Ping the client, or close if nothing was heard for two intervals."""
@@ -155,23 +194,32 @@ class Session:
         else:
             self.transport.send(protocol.PING)
 
-    def fail(self, code: Code, reason: str) -> None:
+    def auth_expired(self) -> None:
+        if self.state in (State.CONNECTING, State.AUTHORIZING):
+            self.fail(Code.AUTH_TIMEOUT, "not authorized in time")
+
+    def fail(self, code: Code, reason: str, retry: float | None = None) -> None:
         """Send a fatal error frame, then close once it has been flushed."""
         if self.state >= State.CLOSING:
             return
         log.info("%r closed: %s (%d)", self, reason, code)
-        self.transport.send(protocol.error(code, reason))
+        self.transport.send(protocol.error(code, reason, retry=retry))
         self._close(code, reason)
 
-    # -- the in-order handling of auth and send frames ----------------------------------
+    def stop_reading(self) -> None:
+        """Shutting down: frames not yet being handled are dropped (a client re-sends
+        what was not answered after it reconnects); new ones are ignored."""
+        if self._inbox:
+            self._inbox.clear()
 
-    def _enqueue(self, frame: Pending) -> None:
+    # -- the in-order handling of frames ------------------------------------------------
+
+    def _enqueue(self, frame: protocol.ClientFrame) -> None:
         if self._inbox is None:
             self._inbox = collections.deque()
         self._inbox.append(frame)
-        if not self._draining:
-            self._draining = True
-            spawn(self._drain(), f"handling frames of {self!r}")
+        if self.task is None:
+            self.task = spawn(self._drain(), f"handling frames of {self!r}")
 
     async def _drain(self) -> None:
         try:
@@ -180,93 +228,111 @@ class Session:
                 if isinstance(frame, protocol.Auth):
                     await self._authorize(frame)
                 else:
-                    await self._handle_send(frame)
+                    await self._handle(frame)
         finally:
-            self._draining = False
+            self.task = None
+
+    async def _handle(self, frame: protocol.ClientFrame) -> None:
+        ref = getattr(frame, "ref", None)
+        try:
+            await self.core.handle(self, frame)
+        except BackendError as exc:  # logged once per outage, not per request
+            self.core.backend_failed(exc)
+            if ref is not None:
+                self.send(protocol.nack(ref, {"error": "unavailable"}))
+        except Exception:
+            log.exception("could not handle a %s frame of %r", type(frame).__name__.lower(),
+                          self)
+            if ref is not None:
+                self.send(protocol.nack(ref, INTERNAL))
 
     async def _authorize(self, frame: protocol.Auth) -> None:
         if frame.version != protocol.VERSION:
             self.fail(Code.UNSUPPORTED_VERSION, f"this server speaks version {protocol.VERSION}")
             return
-        handler = self.core.authorize_handler
+        handler = self.core.registry.authorize
         if handler is None:
             log.warning("no @chat.authorize handler is registered: refusing %r", self)
             ok, value = False, {"error": "no authorize handler"}
         else:
-            limits = self.core.limits
             answer = AuthAnswer("authorize handler")
-            ok, value = await run_handler(handler, (frame.data,), answer, limits.handler_timeout)
+            ok, value = await run_handler(handler, (frame.data,), answer,
+                                          self.core.limits.handler_timeout)
         if self.state >= State.CLOSING:
             return
         if not ok:
-            self._cancel_auth_timer()
             self.transport.send(protocol.unauthorized(value))
             self._close(Code.NOT_AUTHORIZED, "unauthorized")
             return
         identifier, meta = value
-        self._cancel_auth_timer()
         self.user = User(identifier, meta)
         self.state = State.SYNCING
         self._held = []
-        heartbeat_ms = int(self.core.limits.heartbeat * 1000)
-        self.transport.send(protocol.welcome(identifier, meta, heartbeat_ms))
         try:
-            history = await self.core.join(self)
+            registered = await self.core.authorized(self, frame)
         except Exception:
             log.exception("could not register %r", self)
             self.fail(Code.NOT_AUTHORIZED, "the server could not register this connection")
             return
-        if self.state is not State.SYNCING:
+        if registered and self.state is State.SYNCING:
+            self.opened()
+
+    # -- refusals -----------------------------------------------------------------------
+
+    def _refuse(self, code: Code, reason: str, ref: int | None = None,
+                retry: float | None = None) -> None:
+        if self._bad is None:
+            self._bad = _BadFrames()
+        self._bad.count(self, code, reason)
+        self.transport.send(protocol.error(code, reason, ref, retry))
+
+    def _flooded(self, ref: int | None, wait: float | None, reason: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if self.guard.strikes.take(now):
+            self.fail(Code.FLOOD_CLOSED, "kept flooding after many warnings")
             return
-        if history:
-            self.transport.send(protocol.messages([m.raw for m in history]))
-        held, self._held = self._held, None
-        self.state = State.OPEN
-        for delivery in held:
-            self.transport.send(delivery)
-
-    async def _handle_send(self, frame: protocol.Send) -> None:
-        assert self.user is not None
-        handler = self.core.message_handler
-        if handler is None:
-            ok, value = True, UNSET
-        else:
-            answer = MessageAnswer("message handler")
-            args = (self.user, frame.data)
-            ok, value = await run_handler(handler, args, answer, self.core.limits.handler_timeout)
-        if not ok:
-            self.transport.send(protocol.nack(frame.ref, value))
-            return
-        data = frame.data if value is UNSET else value
-        try:
-            message = await self.core.publish(self.user, data)
-        except (TypeError, ValueError):
-            log.exception("the message handler gave good() a payload that is not JSON")
-            self.transport.send(protocol.nack(frame.ref, INTERNAL))
-        except Exception:
-            log.exception("could not publish a message from %r", self)
-            self.transport.send(protocol.nack(frame.ref, INTERNAL))
-        else:
-            self.transport.send(protocol.ack(frame.ref, message))
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _refuse(self, code: Code, reason: str, ref: int | None = None) -> None:
-        log.info("%r sent a bad frame: %s (%d)", self, reason, code)
-        self.transport.send(protocol.error(code, reason, ref))
+        self._refuse(Code.FLOODED, reason, ref, wait)
 
     def _close(self, code: int, reason: str) -> None:
         self.state = State.CLOSING
-        self._cancel_auth_timer()
         self._inbox = None
         self.transport.close(code, reason)
 
-    def _auth_timed_out(self) -> None:
-        self._auth_timer = None
-        if self.state in (State.CONNECTING, State.AUTHORIZING):
-            self.fail(Code.AUTH_TIMEOUT, "not authorized in time")
 
-    def _cancel_auth_timer(self) -> None:
-        if self._auth_timer is not None:
-            self._auth_timer.cancel()
-            self._auth_timer = None
+class _Guard:
+    """The connection's rate buckets: frames, and refusals before FLOOD_CLOSED."""
+
+    __slots__ = ("frames", "strikes")
+
+    def __init__(self, frame_rate: tuple[float, int] | None, now: float) -> None:
+        self.frames = TokenBucket(*frame_rate, now) if frame_rate else None
+        self.strikes = TokenBucket(*STRIKES, now)
+
+
+class _BadFrames:
+    """Counts a connection's bad frames; logs them at most once per LOG_EVERY."""
+
+    __slots__ = ("last", "next_log", "unlogged")
+
+    def __init__(self) -> None:
+        self.unlogged = 0
+        self.next_log = 0.0
+        self.last = ""
+
+    def count(self, session: Session, code: Code, reason: str) -> None:
+        now = asyncio.get_running_loop().time()
+        self.unlogged += 1
+        self.last = f"{reason} ({int(code)})"
+        if now >= self.next_log:
+            self._log(session)
+            self.next_log = now + LOG_EVERY
+
+    def summary(self, session: Session) -> None:
+        if self.unlogged:
+            self._log(session)
+
+    def _log(self, session: Session) -> None:
+        log.warning("%r: %d bad frame(s) since the last report; the latest: %s", session,
+                    self.unlogged, self.last)
+        self.unlogged = 0
+

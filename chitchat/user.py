@@ -22,14 +22,23 @@ class User:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Message:
-    """One accepted chat message or push, exactly as clients receive it.
+    """One message of a room's log (or a push), exactly as clients receive it.
 
-    ``raw`` is its JSON text, encoded once when the message is made and then shared by
-    the store, the broker and every receiver: a message is never re-encoded per receiver.
+    ``room`` and ``seq`` (its position in the room's log) are None for a push, ``user``
+    for a message server code published without one. ``edited`` is the time (ms) of the
+    last edit, ``reactions`` maps each emoji to the users who reacted with it, in order.
+
+    ``raw`` is its JSON text, encoded once when the message (or its latest change) is
+    made and then shared by the store, the broker and every receiver: a message is never
+    re-encoded per receiver.
     """
 
     id: str
+    room: str | None
+    seq: int | None
     user: str | None
     data: Any
     ts: int
     raw: str = dataclasses.field(repr=False, compare=False)
+    edited: int | None = None
+    reactions: dict[str, list[str]] = dataclasses.field(default_factory=dict, compare=False)

@@ -26,6 +26,7 @@ def test_client_constants_equal_the_servers() -> None:
         "SERVER_FRAMES": list(protocol.SERVER_FRAMES),
         "CODES": {code.name: int(code) for code in protocol.Code},
         "FATAL_CODES": sorted(int(code) for code in protocol.FATAL_CODES),
+        "LIMITS": dict(protocol.LIMITS),
     }
     client["FATAL_CODES"] = sorted(client["FATAL_CODES"])
     assert client == server
@@ -40,8 +41,9 @@ def test_protocol_doc_lists_every_code() -> None:
 
 def test_public_surface_is_exactly_all() -> None:
     exported = sorted(name for name in dir(chitchat) if not name.startswith("_"))
-    modules = {"broker", "brokers", "chat", "errors", "handlers", "hub", "origin",
-               "protocol", "router", "session", "store", "stores", "testing", "transports",
-               "user"}
+    modules = {"broker", "brokers", "channels", "chat", "errors", "feed", "handlers", "hub",
+               "jsonsafe", "limits", "log", "node", "origin", "presence", "protocol",
+               "receipts", "roomlog", "rooms", "router", "session", "settings", "store",
+               "stores", "testing", "transports", "typing_indicator", "user"}
     assert sorted(set(exported) - modules) == sorted(chitchat.__all__)
     assert chitchat.__all__ == sorted(chitchat.__all__)

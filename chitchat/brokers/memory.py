@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..broker import Broker, Deliver
+from ..broker import Broker, Deliver, Resumed
 
 __all__ = ["MemoryBroker"]
 
@@ -14,7 +14,7 @@ class MemoryBroker(Broker):
         self._deliver: Deliver | None = None
         self._channels: set[str] = set()
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, resumed: Resumed | None = None) -> None:
         self._deliver = deliver
 
     async def stop(self) -> None:

@@ -10,8 +10,11 @@
 
 var protocol = {
   VERSION: 1,
-  CLIENT_FRAMES: ['auth', 'send', 'ping', 'pong'],
-  SERVER_FRAMES: ['welcome', 'unauthorized', 'messages', 'ack', 'nack', 'ping', 'pong', 'error'],
+  CLIENT_FRAMES: ['auth', 'send', 'join', 'leave', 'typing', 'history', 'read', 'edit', 'remove',
+                  'react', 'ping', 'pong'],
+  SERVER_FRAMES: ['welcome', 'unauthorized', 'messages', 'edit', 'remove', 'reactions', 'reset',
+                  'joined', 'removed', 'presence', 'typing', 'read', 'ack', 'nack', 'ping',
+                  'pong', 'error'],
   CODES: {
     MALFORMED: 4000,
     UNKNOWN_TYPE: 4001,
@@ -23,10 +26,18 @@ var protocol = {
     INVALID: 4007,
     ALREADY_AUTHORIZED: 4008,
     HEARTBEAT_TIMEOUT: 4009,
-    FLOODED: 4010
+    FLOODED: 4010,
+    TOO_DEEP: 4011,
+    FLOOD_CLOSED: 4012,
+    TOO_MANY_CONNECTIONS: 4013,
+    RESTARTING: 4014,
+    BAD_ROOM: 4015,
+    NOT_JOINED: 4016
   },
   // After an error frame with one of these codes the server closes the connection.
-  FATAL_CODES: [4004, 4005, 4006, 4009]
+  FATAL_CODES: [4004, 4005, 4006, 4009, 4012, 4013, 4014],
+  // Sizes both sides check.
+  LIMITS: {ROOM_NAME: 200, CID: 64, EMOJI: 32, REACTIONS: 20, HISTORY: 100}
 };
 
 // The `error` values with which the client itself rejects a send() promise. Not part

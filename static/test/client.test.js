@@ -112,11 +112,11 @@ const plain = (value) => JSON.parse(JSON.stringify(value));
 
 test('protocol constants have the agreed shape and the client rejection reasons', () => {
   const p = require('../src/protocol.js');
-  assert.deepEqual(Object.keys(p), ['VERSION', 'CLIENT_FRAMES', 'SERVER_FRAMES', 'CODES', 'FATAL_CODES']);
+  assert.deepEqual(Object.keys(p), ['VERSION', 'CLIENT_FRAMES', 'SERVER_FRAMES', 'CODES', 'FATAL_CODES', 'LIMITS']);
   assert.equal(p.VERSION, 1);
   assert.equal(p.CODES.MALFORMED, 4000);
   assert.equal(p.CODES.HEARTBEAT_TIMEOUT, 4009);
-  assert.deepEqual(p.FATAL_CODES, [4004, 4005, 4006, 4009]);
+  assert.deepEqual(p.FATAL_CODES, [4004, 4005, 4006, 4009, 4012, 4013, 4014]);
   assert.equal(p.CLIENT_REJECTIONS.NOT_CONNECTED, 'not_connected');
   assert.ok(Object.isFrozen(p.CODES));
 });

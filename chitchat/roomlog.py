@@ -1,0 +1,252 @@
+"""Writing rooms' logs and reading them for clients: the requests a member makes.
+
+Every accepted message takes one path: the application's handler -> ``jsonsafe`` (what
+is kept can be delivered on every transport, now and from history) -> ``Store.append``
+(the room's next seq, durable) -> the broker (the room's channel) -> each node's
+``Feed`` -> the room's connections. Edits, removals and reactions take the same path as
+entries of their own. A request is answered only after its entry is stored: an ``ack``
+means the change is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from . import channels, jsonsafe, protocol
+from .errors import BackendError
+from .handlers import INTERNAL, UNSET, MessageAnswer, Registry, RemoveAnswer, run_handler
+from .log import Draft
+from .node import Node
+from .protocol import LIMITS, Code
+from .receipts import Receipts
+from .rooms import Member
+from .settings import Settings
+from .store import Change, TooManyReactions
+from .typing_indicator import Typing
+from .user import Message
+
+__all__ = ["Outage", "RoomLog", "now_ms"]
+
+log = logging.getLogger("chitchat")
+
+UNAVAILABLE = {"error": "unavailable"}
+NOT_FOUND = {"error": "not_found"}
+FORBIDDEN = {"error": "forbidden"}
+TOO_MANY_REACTIONS = {"error": "too_many_reactions"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Outage:
+    """Logs a backend failure once per outage, not once per request."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, exc: BaseException, what: str) -> None:
+        if not self.down:
+            self.down = True
+            log.error("the store or broker failed (%s): requests are refused with "
+                      '{"error": "unavailable"} until it is back', what, exc_info=exc)
+
+    def ok(self) -> None:
+        if self.down:
+            self.down = False
+            log.warning("the store and broker answer again")
+
+
+class RoomLog:
+    """The log requests of members, and ``publish`` for server code."""
+
+    def __init__(self, node: Node, typing: Typing, receipts: Receipts, settings: Settings,
+                 registry: Registry) -> None:
+        self._node = node
+        self._store = node.store
+        self._typing = typing
+        self._receipts = receipts
+        self._settings = settings
+        self._registry = registry
+        self.outage = Outage()
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def post(self, room: str, user: str | None, data: Any, data_json: str,
+                   key: str | None = None) -> Message:
+        """Store and deliver one message (already checked): the one path of them all."""
+        draft = Draft(self._node.next_id(), user, data, data_json, now_ms())
+        appended = await self._store.append(room, draft, key)
+        message = appended.message
+        if not appended.duplicate:
+            assert message.seq is not None
+            await self._announce(room, message.seq, message.raw, True)
+            if user is not None:
+                await self._typing.sent(room, user)
+        return message
+
+    async def _announce(self, room: str, seq: int, text: str, message: bool) -> None:
+        """Publish a stored entry. If the broker fails now, the entry is kept anyway and
+        every node finds it when the broker is back (``Feed.catch_up``)."""
+        try:
+            await self._node.publish(channels.room_channel(room),
+                                     channels.entry(seq, text, message))
+        except BackendError as exc:
+            self.outage.failed(exc, "publishing a stored entry")
+
+    async def send(self, member: Member, frame: protocol.Send) -> None:
+        assert member.user is not None
+        user = member.user
+        room = frame.room or self._settings.default_room
+        if room is None:
+            member.send(protocol.error(Code.BAD_ROOM, "name a room: this chat has no "
+                                       "default room", frame.ref))
+            return
+        if member.rooms.get(room) is not True:
+            member.send(_not_joined(room, frame.ref))
+            return
+        if frame.cid is not None:
+            original = await self._store.find(user.id, frame.cid)
+            if original is not None:  # sent before the connection dropped: answered again
+                member.send(protocol.ack(frame.ref, msg=original.raw))
+                return
+        handler = self._registry.message
+        ok, value = True, UNSET
+        if handler is not None:
+            extra = {"room": room} if self._registry.message_takes_room else {}
+            ok, value = await run_handler(handler, (user, frame.data), MessageAnswer(
+                "message handler"), self._settings.handler_timeout, **extra)
+        if not ok:
+            member.send(protocol.nack(frame.ref, value))
+            return
+        data = frame.data if value is UNSET else value
+        data_json = self._checked(data, "message handler")
+        if data_json is None:
+            member.send(protocol.nack(frame.ref, INTERNAL))
+            return
+        message = await self.post(room, user.id, data, data_json, frame.cid)
+        member.send(protocol.ack(frame.ref, msg=message.raw))
+
+    async def edit(self, member: Member, frame: protocol.Edit) -> None:
+        assert member.user is not None
+        message = await self._target(member, frame.room, frame.id, frame.ref)
+        if message is None:
+            return
+        handler, data = self._registry.edit, frame.data
+        if handler is None:
+            if message.user != member.user.id:
+                member.send(protocol.nack(frame.ref, FORBIDDEN))
+                return
+        else:
+            ok, value = await run_handler(handler, (member.user, message, frame.data),
+                                          MessageAnswer("edit handler"),
+                                          self._settings.handler_timeout)
+            if not ok:
+                member.send(protocol.nack(frame.ref, value))
+                return
+            data = frame.data if value is UNSET else value
+        data_json = self._checked(data, "edit handler")
+        if data_json is None:
+            member.send(protocol.nack(frame.ref, INTERNAL))
+            return
+        change = await self._store.edit(frame.room, frame.id, data, data_json, now_ms())
+        if await self._changed(member, frame.ref, change):
+            assert change is not None
+            member.send(protocol.ack(frame.ref, msg=change.message.raw))
+
+    async def remove(self, member: Member, frame: protocol.Remove) -> None:
+        assert member.user is not None
+        message = await self._target(member, frame.room, frame.id, frame.ref)
+        if message is None:
+            return
+        handler = self._registry.remove
+        if handler is None:
+            if message.user != member.user.id:
+                member.send(protocol.nack(frame.ref, FORBIDDEN))
+                return
+        else:
+            ok, meta = await run_handler(handler, (member.user, message),
+                                         RemoveAnswer("remove handler"),
+                                         self._settings.handler_timeout)
+            if not ok:
+                member.send(protocol.nack(frame.ref, meta))
+                return
+        change = await self._store.remove(frame.room, frame.id)
+        if await self._changed(member, frame.ref, change):
+            member.send(protocol.ack(frame.ref, {"room": frame.room, "id": frame.id}))
+
+    async def react(self, member: Member, frame: protocol.React) -> None:
+        assert member.user is not None
+        if member.rooms.get(frame.room) is not True:
+            member.send(_not_joined(frame.room, frame.ref))
+            return
+        try:
+            change = await self._store.react(frame.room, frame.id, member.user.id,
+                                             frame.emoji, LIMITS["REACTIONS"])
+        except TooManyReactions:
+            member.send(protocol.nack(frame.ref, TOO_MANY_REACTIONS))
+            return
+        if await self._changed(member, frame.ref, change):
+            assert change is not None
+            member.send(protocol.ack(frame.ref, {"room": frame.room, "id": frame.id,
+                                                 "reactions": change.message.reactions}))
+
+    async def _target(self, member: Member, room: str, message_id: str,
+                      ref: int) -> Message | None:
+        if member.rooms.get(room) is not True:
+            member.send(_not_joined(room, ref))
+            return None
+        message = await self._store.get(room, message_id)
+        if message is None:
+            member.send(protocol.nack(ref, NOT_FOUND))
+        return message
+
+    async def _changed(self, member: Member, ref: int, change: Change | None) -> bool:
+        if change is None:
+            member.send(protocol.nack(ref, NOT_FOUND))
+            return False
+        entry = change.entry
+        assert change.message.room is not None
+        await self._announce(change.message.room, entry.seq, entry.text, entry.message)
+        return True
+
+    def _checked(self, data: Any, what: str) -> str | None:
+        """``data`` as JSON every transport can carry, or None (logged once)."""
+        try:
+            return jsonsafe.dumps(data, self._settings.max_depth)
+        except (TypeError, ValueError) as exc:
+            log.error("the %s gave good() a payload that cannot be delivered: %s", what, exc)
+            return None
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def history(self, member: Member, frame: protocol.History) -> None:
+        if member.rooms.get(frame.room) is not True:
+            member.send(_not_joined(frame.room, frame.ref))
+            return
+        _, messages = await self._store.recent(frame.room, frame.limit, frame.before)
+        member.send(protocol.ack(frame.ref, {"room": frame.room},
+                                 list="[" + ",".join(m.raw for m in messages) + "]"))
+
+    async def read(self, member: Member, frame: protocol.Read) -> None:
+        assert member.user is not None
+        feed = self._node.feeds.get(frame.room)
+        if member.rooms.get(frame.room) is not True or feed is None:
+            member.send(_not_joined(frame.room, frame.ref))
+            return
+        seq = await self._receipts.mark(member.user.id, frame.room,
+                                        min(frame.seq, feed.position))
+        member.send(protocol.ack(frame.ref, {"room": frame.room, "seq": seq}))
+
+    async def typing(self, member: Member, frame: protocol.Typing) -> None:
+        assert member.user is not None
+        if member.rooms.get(frame.room) is not True:
+            member.send(_not_joined(frame.room, None))
+            return
+        await self._typing.typed(frame.room, member.user.id)
+
+
+def _not_joined(room: str, ref: int | None) -> str:
+    return protocol.error(Code.NOT_JOINED, f"this connection is not in room {room[:40]!r}", ref)
