@@ -88,8 +88,9 @@ class Chat:
         self._node.on_reset = self._log_reset
         s = self.limits
         self._presence = Presence(presence_backend or MemoryPresence(), s.presence_grace,
-                                  s.presence_interval, self._broadcast)
-        self._typing = Typing(self._node.publish, self._broadcast)
+                                  s.presence_interval, self._broadcast_presence)
+        self._typing = Typing(self._node.publish, self._broadcast, s.typing_ttl,
+                              s.typing_interval)
         self._receipts = Receipts(self.store, self._node.publish, self._broadcast)
         self._node.watchers += [self._presence, self._typing, self._receipts]
         self._node.on("presence", lambda _, change: self._presence.changed(change))
@@ -393,10 +394,16 @@ class Chat:
     def _sessions_of(self, user_id: str) -> Iterable[Session]:
         return self._users.get(user_id, ())
 
-    def _broadcast(self, room: str, frame: str, version: int | None = None) -> None:
+    def _broadcast(self, room: str, frame: str) -> None:
         feed = self._node.feeds.get(room)
         if feed is not None:
-            feed.broadcast(frame, version)
+            feed.broadcast(frame)
+
+    def _broadcast_presence(self, room: str, frame_for: Callable[[int], str | None],
+                            version: int) -> None:
+        feed = self._node.feeds.get(room)
+        if feed is not None:
+            feed.broadcast_since(frame_for, version)
 
     def _log_reset(self, room: str, feed: Feed) -> None:
         for listener in [*feed.open, *feed.holding]:

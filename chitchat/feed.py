@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from . import protocol
@@ -139,11 +139,16 @@ class Feed:
         self.open.pop(listener, None)
         self.holding.pop(listener, None)
 
-    def broadcast(self, frame: str, version: int | None = None) -> None:
-        """Send a node-local frame to every listener that is not held (with ``version``:
-        only to those whose member list is older than that presence version)."""
+    def broadcast(self, frame: str) -> None:
+        """Send a node-local frame to every listener that is not held."""
+        for listener in list(self.open):
+            listener.deliver(frame)
+
+    def broadcast_since(self, frame_for: Callable[[int], str | None], version: int) -> None:
+        """Send presence news: each listener whose member list is older than ``version``
+        gets ``frame_for(its list's version)`` (None: nothing new for it)."""
         for listener, seen in list(self.open.items()):
-            if version is None or seen < version:
+            if seen < version and (frame := frame_for(seen)) is not None:
                 listener.deliver(frame)
 
     # -- entries ------------------------------------------------------------------------

@@ -122,7 +122,8 @@ class _Replica:
         self.members: dict[str, None] = {}
         self.version = -1  # not read yet
         self.queue: list[dict[str, Any]] | None = []  # changes before the first read
-        self.changes: dict[str, bool] = {}  # user -> present, since the last frame
+        # user -> (present, version of that change), since the last frame
+        self.changes: dict[str, tuple[bool, int]] = {}
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -130,11 +131,12 @@ class Presence:
     """This node's presence bookkeeping (see the module docstring)."""
 
     def __init__(self, backend: PresenceBackend, grace: float, interval: float,
-                 broadcast: Callable[[str, str, int], None]) -> None:
+                 broadcast: Callable[[str, Callable[[int], str | None], int], None]) -> None:
         self.backend = backend
         self.grace = grace
         self.interval = interval
-        self._broadcast = broadcast  # (room, frame, version) -> the room's feed
+        # (room, frame for a member list of version v, newest version) -> the room's feed
+        self._broadcast = broadcast
         self._local: dict[Key, int] = {}  # connections here per (room, user)
         self._leaving: dict[Key, asyncio.TimerHandle] = {}  # in their grace period
         self._replicas: dict[str, _Replica] = {}
@@ -254,7 +256,7 @@ class Presence:
             self._note(room, replica, user, False)
 
     def _note(self, room: str, replica: _Replica, user: str, present: bool) -> None:
-        replica.changes[user] = present
+        replica.changes[user] = (present, replica.version)
         if replica.timer is None:
             replica.timer = asyncio.get_running_loop().call_later(
                 self.interval, self._flush, room)
@@ -265,7 +267,19 @@ class Presence:
             return
         replica.timer = None
         changes, replica.changes = replica.changes, {}
-        joined = sorted(user for user, present in changes.items() if present)
-        left = sorted(user for user, present in changes.items() if not present)
-        frame = protocol.frame("presence", {"room": room, "joined": joined, "left": left})
-        self._broadcast(room, frame, replica.version)
+        first = min(version for _, version in changes.values())
+        built: dict[int, str | None] = {}
+
+        def frame_for(seen: int) -> str | None:
+            # A connection whose member list is of version ``seen`` needs the changes
+            # after it: for all but those that joined during this batch, all of them.
+            seen = max(seen, first - 1)
+            if seen not in built:
+                joined = sorted(u for u, (p, v) in changes.items() if p and v > seen)
+                left = sorted(u for u, (p, v) in changes.items() if not p and v > seen)
+                built[seen] = protocol.frame(
+                    "presence", {"room": room, "joined": joined, "left": left},
+                ) if joined or left else None
+            return built[seen]
+
+        self._broadcast(room, frame_for, replica.version)

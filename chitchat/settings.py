@@ -42,6 +42,8 @@ class Settings:
     presence: bool = True
     presence_grace: float = 5.0
     presence_interval: float = 0.25
+    typing_ttl: float = 5.0
+    typing_interval: float = 1.5
 
     @classmethod
     def build(cls, *, trusted_proxies: str | Iterable[str] = (),
@@ -62,10 +64,10 @@ class Settings:
     def _check(self) -> None:
         for name in ("auth_timeout", "handler_timeout", "heartbeat", "max_frame_size",
                      "max_pending", "max_backlog", "max_depth", "recovery_limit",
-                     "dedup_window", "presence_interval"):
+                     "dedup_window", "presence_interval", "typing_ttl"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be positive")
-        for name in ("history", "presence_grace"):
+        for name in ("history", "presence_grace", "typing_interval"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must be >= 0")
         if self.max_user_connections is not None and self.max_user_connections < 1:

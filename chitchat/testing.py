@@ -3,7 +3,8 @@
 ``InProcessTransport`` is a complete chitchat transport written only against
 ``chitchat.transports.base`` (docs/transports.md walks through it). ``TestClient`` drives
 it the way the browser client drives SockJS, so a test exercises your real
-``@chat.authorize`` and ``@chat.message`` handlers and the real delivery path::
+``@chat.authorize``, ``@chat.message``, ``@chat.join``, ``@chat.edit`` and
+``@chat.remove`` handlers and the real delivery path::
 
     async def test_shouting_is_lowered():
         chat = make_my_chat()
@@ -109,7 +110,14 @@ class InProcessTransport:
 
 
 class TestClient:
-    """One user's connection to a Chat, in-process. Make it with ``await connect()``."""
+    """One user's connection to a Chat, in-process. Make it with ``await connect()``.
+
+    ``messages`` holds every message delivered (history included, every room) and
+    ``events`` every other frame from the server (presence, typing, read, edit, remove,
+    reactions, reset, joined, removed), in order. Requests raise ``Rejected(meta)``
+    when refused: the handler's ``bad(meta)``, a server refusal, or an error frame
+    (then ``meta`` is ``{"code", "reason"}``).
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -117,8 +125,10 @@ class TestClient:
         self.transport = transport
         self.user: str | None = None
         self.meta: Any = None
-        #: Every message delivered to this connection so far (history included).
+        #: The default room's info from the welcome frame (None without one).
+        self.room: dict[str, Any] | None = None
         self.messages: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
         self._refs = itertools.count(1)
         self._answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._new = asyncio.Event()
@@ -140,19 +150,60 @@ class TestClient:
             raise Unauthorized(first["meta"])
         if first["t"] != "welcome":
             raise ChitchatError(f"expected welcome, got {first!r}")
-        client.user, client.meta = first["user"], first["meta"]
+        client.user, client.meta, client.room = first["user"], first["meta"], first.get("room")
         client._reader = asyncio.get_running_loop().create_task(client._read())
         return client
 
-    async def send(self, data: dict[str, Any], timeout: float = TIMEOUT) -> dict[str, Any]:
-        """Send a message; returns it as accepted, or raises ``Rejected(meta)``."""
+    async def request(self, frame: dict[str, Any], timeout: float = TIMEOUT) -> dict[str, Any]:
+        """Send ``frame`` (a ``ref`` is added) and return the ``ack`` frame."""
         ref = next(self._refs)
         answer = self._answers[ref] = asyncio.get_running_loop().create_future()
-        self.transport.deliver(protocol.dumps({"t": "send", "ref": ref, "data": data}))
+        self.transport.deliver(protocol.dumps({**frame, "ref": ref}))
         try:
             return await asyncio.wait_for(answer, timeout)
         finally:
             self._answers.pop(ref, None)
+
+    async def send(self, data: dict[str, Any], room: str | None = None, cid: str | None = None,
+                   timeout: float = TIMEOUT) -> dict[str, Any]:
+        """Send a message (to the default room if ``room`` is None); returns it as accepted."""
+        frame: dict[str, Any] = {"t": "send", "data": data}
+        if room is not None:
+            frame["room"] = room
+        if cid is not None:
+            frame["cid"] = cid
+        return (await self.request(frame, timeout))["msg"]  # type: ignore[no-any-return]
+
+    async def join(self, room: str, data: Any = None) -> dict[str, Any]:
+        """Join ``room``; returns the room info (``meta``, ``members``, ``seq``, ...)."""
+        return await self.request({"t": "join", "room": room, "data": data})
+
+    async def leave(self, room: str) -> None:
+        await self.request({"t": "leave", "room": room})
+
+    async def history(self, room: str, before: int | None = None,
+                      limit: int = 50) -> list[dict[str, Any]]:
+        frame: dict[str, Any] = {"t": "history", "room": room, "limit": limit}
+        if before is not None:
+            frame["before"] = before
+        return (await self.request(frame))["list"]  # type: ignore[no-any-return]
+
+    async def mark_read(self, room: str, seq: int) -> int:
+        return (await self.request({"t": "read", "room": room, "seq": seq}))["seq"]  # type: ignore[no-any-return]
+
+    async def edit(self, room: str, message_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        frame = {"t": "edit", "room": room, "id": message_id, "data": data}
+        return (await self.request(frame))["msg"]  # type: ignore[no-any-return]
+
+    async def remove(self, room: str, message_id: str) -> None:
+        await self.request({"t": "remove", "room": room, "id": message_id})
+
+    async def react(self, room: str, message_id: str, emoji: str) -> dict[str, list[str]]:
+        frame = {"t": "react", "room": room, "id": message_id, "emoji": emoji}
+        return (await self.request(frame))["reactions"]  # type: ignore[no-any-return]
+
+    def typing(self, room: str) -> None:
+        self.transport.deliver(protocol.dumps({"t": "typing", "room": room}))
 
     async def next_messages(self, count: int = 1, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
         """Wait until at least ``count`` messages have arrived in all; return them all."""
@@ -177,7 +228,7 @@ class TestClient:
                 self.messages.extend(frame["list"])
                 self._new.set()
             elif kind == "ack":
-                self._answer(frame["ref"], frame["msg"])
+                self._answer(frame["ref"], frame)
             elif kind == "nack":
                 self._answer(frame["ref"], Rejected(frame["meta"]))
             elif kind == "error" and "ref" in frame:
@@ -185,6 +236,8 @@ class TestClient:
                                                      "reason": frame["reason"]}))
             elif kind == "ping":
                 self.transport.deliver(protocol.PONG)
+            elif kind not in ("pong", "error"):
+                self.events.append(frame)
         for future in self._answers.values():
             if not future.done():
                 future.set_exception(ChitchatError("the connection closed"))

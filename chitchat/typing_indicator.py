@@ -4,32 +4,31 @@ A client's ``typing`` frame becomes a control message on the room's channel
 (``c|{"op":"typing","room":..,"user":..,"on":true}``) so that every node following the
 room learns it; each node keeps, per followed room, who is typing and until when, and
 sends its local connections the room's ``typing`` frame (the sorted ids typing now)
-whenever that set changes, at most once per event-loop turn. An entry expires
-``TTL`` seconds after the user's last ``typing``, or at once when the user sends a
+whenever that set changes, at most once per event-loop turn. An entry expires ``ttl``
+seconds (default 5) after the user's last ``typing``, or at once when the user sends a
 message in the room (the sending node announces ``"on": false``). Typing frames from
-one user in one room closer than ``MIN_INTERVAL`` apart are ignored (the browser client
-sends at most one every 2 s).
+one user in one room closer than ``interval`` seconds (default 1.5) apart are ignored
+(the browser client sends at most one every 2 s).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any
 
 from . import channels, protocol
 
-__all__ = ["MIN_INTERVAL", "TTL", "Typing"]
-
-TTL: Final = 5.0
-MIN_INTERVAL: Final = 1.5
+__all__ = ["Typing"]
 
 
 class Typing:
     """This node's typing indicators (see the module docstring)."""
 
     def __init__(self, publish: Callable[[str, str], Awaitable[None]],
-                 broadcast: Callable[[str, str], None]) -> None:
+                 broadcast: Callable[[str, str], None], ttl: float, interval: float) -> None:
+        self.ttl = ttl
+        self.interval = interval
         self._publish = publish  # through the broker, to every node
         self._broadcast = broadcast  # (room, frame) -> the room's local connections
         # room -> user -> (expiry timer, loop time of the last "on")
@@ -39,7 +38,7 @@ class Typing:
     async def typed(self, room: str, user: str) -> None:
         """A connection of ``user`` sent ``typing`` in ``room`` (which it is in)."""
         entry = self._rooms.get(room, {}).get(user)
-        if entry is not None and asyncio.get_running_loop().time() - entry[1] < MIN_INTERVAL:
+        if entry is not None and asyncio.get_running_loop().time() - entry[1] < self.interval:
             return
         await self._publish(channels.room_channel(room),
                             channels.control("typing", room=room, user=user, on=True))
@@ -64,7 +63,7 @@ class Typing:
         on = bool(change.get("on"))
         if on:
             loop = asyncio.get_running_loop()
-            typing[user] = (loop.call_later(TTL, self._expire, room, user), loop.time())
+            typing[user] = (loop.call_later(self.ttl, self._expire, room, user), loop.time())
         if on != (old is not None):  # the set of typing users changed
             self._mark(room)
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import re
+import signal
 from typing import Any
 
 import tornado.web
@@ -49,18 +50,6 @@ def make_chat(**options: Any) -> chitchat.Chat:
     return chat
 
 
-async def announce_presence(chat: chitchat.Chat, every: float = 1.0) -> None:
-    """Push the online list to everyone whenever it changes (the demo's presence)."""
-    last: list[str] = []
-    while True:
-        online = chat.online()
-        if online != last:
-            last = online
-            for user in online:
-                chat.message(user, {"online": online})
-        await asyncio.sleep(every)
-
-
 class IndexHandler(tornado.web.RequestHandler):
     def get(self) -> None:
         self.set_header(
@@ -84,10 +73,19 @@ async def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     chat = make_chat()
-    make_app(chat).listen(args.port, args.host)
+    server = make_app(chat).listen(args.port, args.host)
     chitchat.tune_gc()  # after start-up: fewer, shorter collector pauses (docs/benchmarks.md)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     print(f"chitchat demo ready on http://{args.host}:{args.port}/", flush=True)
-    await announce_presence(chat)
+    await stop.wait()
+    # Graceful: refuse newcomers, let handlers answer, tell every page to reconnect
+    # after a random delay (so a restarted demo is not met by all of them at once).
+    server.stop()
+    await chat.stop(timeout=10)
+    print("chitchat demo stopped", flush=True)
 
 
 if __name__ == "__main__":

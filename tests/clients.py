@@ -56,6 +56,34 @@ class _Base:
             if frame.get("t") != "ping":
                 self._stash.append(frame)
 
+    async def recv_where(self, match: Any, timeout: float = TIMEOUT) -> Any:
+        """The next frame for which ``match(frame)`` is true; others are kept, as in
+        ``recv_type``."""
+        for i, frame in enumerate(self._stash):
+            if match(frame):
+                return self._stash.pop(i)
+        while True:
+            frame = await asyncio.wait_for(self.frames.get(), timeout)
+            if match(frame):
+                return frame
+            if frame.get("t") != "ping":
+                self._stash.append(frame)
+
+    async def request(self, frame: dict[str, Any], timeout: float = TIMEOUT) -> Any:
+        """Send a frame with a ``ref``; return its answer (ack, nack or error)."""
+        self.send(frame)
+        ref = frame["ref"]
+        return await self.recv_where(
+            lambda f: f.get("ref") == ref and f.get("t") in ("ack", "nack", "error"), timeout)
+
+    def pending(self) -> list[Any]:
+        """Frames already received and not yet taken (pings dropped)."""
+        while not self.frames.empty():
+            frame = self.frames.get_nowait()
+            if frame.get("t") != "ping":
+                self._stash.append(frame)
+        return list(self._stash)
+
     async def closed(self, timeout: float = TIMEOUT) -> Any:
         await asyncio.wait_for(self._closed.wait(), timeout)
         return self.close_reason

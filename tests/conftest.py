@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,16 @@ from clients import TRANSPORTS
 import chitchat
 
 Connect = Callable[..., Awaitable[Any]]
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (checked every 10 ms), at most ``timeout``
+    seconds: for server-side state that no frame announces."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the condition did not hold in time")
+        await asyncio.sleep(0.01)
 
 
 def make_chat(**options: Any) -> chitchat.Chat:

@@ -53,3 +53,32 @@ async def test_in_process_users_share_the_chat_with_socket_users(
     assert (await local.next_messages(2))[-1] == ack["msg"]
     assert (await sockjs_user.recv_type("messages"))["list"] == [ack["msg"]]
     await local.close()
+
+
+@pytest.mark.gen_test
+async def test_join_and_edit_handlers_can_be_tested_without_sockets() -> None:
+    chat = make_chat(presence_interval=0.05)
+
+    @chat.join
+    def members_only(user: Any, room: str, data: Any, good: Any, bad: Any) -> None:
+        good({"topic": room}) if data == {"invite": "ok"} else bad({"reason": "invite only"})
+
+    ann = await TestClient.connect(chat, creds("ann"))
+    bob = await TestClient.connect(chat, creds("bob"))
+    with pytest.raises(Rejected) as refused:
+        await bob.join("club")
+    assert refused.value.meta == {"reason": "invite only"}
+    info = await ann.join("club", {"invite": "ok"})
+    assert (info["meta"], info["members"]) == ({"topic": "club"}, ["ann"])
+    message = await ann.send({"text": "hi"}, room="club")
+    assert message["room"] == "club"
+    edited = await ann.edit("club", message["id"], {"text": "hello"})
+    assert edited["data"] == {"text": "hello"} and "edited" in edited
+    with pytest.raises(Rejected) as forbidden:
+        await bob.edit("club", message["id"], {"text": "hijack"})
+    assert forbidden.value.meta == {"code": 4016, "reason": "this connection is not in room 'club'"}
+    assert await ann.react("club", message["id"], "👍") == {"👍": ["ann"]}
+    assert [m["data"] for m in await ann.history("club")] == [{"text": "hello"}]
+    await ann.close()
+    await bob.close()
+    await chat.stop()
