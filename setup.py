@@ -48,6 +48,7 @@ setup(
             "pytest-tornado==0.8.1",
             "setuptools<81",
             "playwright>=1.40",
+            "hypothesis>=6.100",
         ],
         "dev": ["mypy>=1.10", "ruff>=0.5"],
     },
