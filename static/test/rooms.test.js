@@ -137,6 +137,23 @@ test('reset: the reset event comes before the messages that follow, and the posi
   assert.deepEqual(t.frames('auth')[0].since, {epoch: 'e2', seq: 2});
 });
 
+test('reset during a re-join: the history after it is delivered although its seqs are low', async () => {
+  const env = await connected();
+  const {client, transports, events} = env;
+  let t = transports.last();
+  client.join('dev');
+  t.receive({t: 'messages', list: [msg('dev', 7)]});
+  t.ack(t.last('join'), info('dev', {epoch: 'd1', seq: 7}));
+  events.length = 0;
+  t = await reconnect(env);
+  assert.deepEqual(t.last('join').since, {epoch: 'd1', seq: 7});
+  t.receive({t: 'reset', room: 'dev', epoch: 'd2'});
+  t.receive({t: 'messages', list: [msg('dev', 1), msg('dev', 2)]});
+  t.ack(t.last('join'), info('dev', {epoch: 'd2', seq: 2}));
+  assert.deepEqual(plain(events).map((e) => e[0]), ['disconnect', 'reconnect', 'connect', 'reset', 'messages', 'presence']);
+  assert.deepEqual(ids(events), [['dev-1', 'dev-2']]);
+});
+
 test('entries at or below the known position are duplicates and are dropped (messages, edit, remove, reactions)', async () => {
   const {client, transports, events} = await connected({}, {room: info('main', {seq: 0})});
   const t = transports.last();
