@@ -137,10 +137,17 @@ Rooms.prototype.resume = function () {
   });
 };
 
-/** After the 'connect' event: the default room's presence. */
+/**
+ * After the 'connect' event: the default room's presence, and a join() of it made
+ * before the welcome said which room that is resolves (it is never sent).
+ */
 Rooms.prototype.announceDefault = function () {
   var record = this._defaultName === null ? null : this._byName.get(this._defaultName);
-  if (record) this._announce(record);
+  if (!record) return;
+  this._announce(record);
+  var waiter = record.waiter;
+  record.waiter = null;
+  if (waiter) waiter.resolve(record.snapshot());
 };
 
 Rooms.prototype._announce = function (record) {

@@ -95,6 +95,17 @@ test('the default room: recorded from welcome.room, its history delivered, prese
   assert.equal(sent.settled, 0);
 });
 
+test('a join of the default room made before the welcome resolves with it, and is not sent', async () => {
+  const {client, transports} = setup();
+  client.connect();
+  const joined = outcome(client.join('main'));
+  await flush();
+  transports.last().welcome({room: info('main', {seq: 5})});
+  await flush();
+  assert.deepEqual([joined.settled, joined.ok, joined.value.room], [1, true, 'main']);
+  assert.deepEqual(transports.last().frames('join'), []);
+});
+
 test('after a reconnect the default room is resumed through auth since, other rooms by join since', async () => {
   const env = await connected({}, {room: info('main', {epoch: 'e1', seq: 2})});
   const {client, transports, events} = env;
