@@ -2,8 +2,12 @@
 // wraps the client's promises as plain {ok, value} / {ok: false, meta} objects (what
 // page.evaluate can return).
 //
-//   rec.events    every event but 'messages', in order: [name, arg]
+//   rec.events    the connection's events (connect, disconnect, reconnect,
+//                 unauthorized, error), in order: [name, arg]
 //   rec.states    chitchat.state() after each of those events
+//   rec.room      the room events (presence, typing, removed, reset, read, edit,
+//                 remove, reactions), in order: [name, arg]; apart from rec.events so
+//                 that tests of the connection see only its events
 //   rec.messages  every delivered message, in order; rec.received[id]: when (ms)
 //   rec.view      room -> the messages as a person would see them now: a message is
 //                 added once, edits replace it, removes delete it, reactions update
@@ -11,10 +15,10 @@
 (function () {
 'use strict';
 
-window.rec = {events: [], messages: [], states: [], received: {}, view: {}};
+window.rec = {events: [], room: [], messages: [], states: [], received: {}, view: {}};
 
-var RECORDED = ['connect', 'disconnect', 'reconnect', 'unauthorized', 'error', 'presence',
-                'typing', 'removed', 'reset', 'read', 'edit', 'remove', 'reactions'];
+var CONNECTION_EVENTS = ['connect', 'disconnect', 'reconnect', 'unauthorized', 'error'];
+var ROOM_EVENTS = ['presence', 'typing', 'removed', 'reset', 'read', 'edit', 'remove', 'reactions'];
 
 function plainCopy(value) {
   return value === undefined ? null : JSON.parse(JSON.stringify(value));
@@ -52,10 +56,15 @@ var VIEW = {
 window.start = function (name, token, options) {
   var opts = Object.assign({auth: {name: name, token: token}}, options || {});
   var client = chitchat.connect(window.CHAT_URL || '/chat', opts);
-  RECORDED.forEach(function (ev) {
+  CONNECTION_EVENTS.forEach(function (ev) {
     chitchat.on(ev, function (arg) {
       rec.events.push([ev, plainCopy(arg)]);
       rec.states.push(chitchat.state());
+    });
+  });
+  ROOM_EVENTS.forEach(function (ev) {
+    chitchat.on(ev, function (arg) {
+      rec.room.push([ev, plainCopy(arg)]);
       if (VIEW[ev]) VIEW[ev](arg);
     });
   });
@@ -99,11 +108,12 @@ window.texts = function () {
 window.shown = function (room) {
   return viewOf(room).map(function (m) { return m.data.text; });
 };
-window.count = function (ev) {
-  return rec.events.filter(function (e) { return e[0] === ev; }).length;
-};
-/** The args of every recorded `ev` event, in order. */
+/** The args of every recorded `ev` event (connection or room), in order. */
 window.eventsOf = function (ev) {
-  return rec.events.filter(function (e) { return e[0] === ev; }).map(function (e) { return e[1]; });
+  var list = ROOM_EVENTS.indexOf(ev) >= 0 ? rec.room : rec.events;
+  return list.filter(function (e) { return e[0] === ev; }).map(function (e) { return e[1]; });
+};
+window.count = function (ev) {
+  return window.eventsOf(ev).length;
 };
 })();
