@@ -1,0 +1,249 @@
+"""The Redis broker: payloads between the processes of a chat over Redis pub/sub.
+
+Payloads travel unchanged (the envelopes of ``chitchat.channels``) on Redis channels
+named ``<prefix>:<channel>``. One connection per process reads every subscribed
+channel. When it is lost, the broker keeps reconnecting (full-jitter exponential
+backoff), subscribes every channel again, and only then calls ``resumed``: payloads
+published meanwhile are gone (pub/sub keeps nothing), so the node re-reads positions
+and fills its rooms' gaps from the store. While Redis is unreachable ``publish``
+raises ``BackendError``: a payload is never taken and then dropped. An outage is
+logged once when it begins and once when it ends, not per payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from .. import _redis
+from .._tasks import spawn
+from ..broker import Broker, Deliver, Resumed
+from ..errors import BackendError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from redis.asyncio.client import PubSub
+
+__all__ = ["RedisBroker"]
+
+log = logging.getLogger("chitchat.redis")
+
+#: Seconds the subscribe confirmations of a (re)connection may take.
+CONFIRM_TIMEOUT = 5.0
+
+
+class _Lost(Exception):
+    """The subscriber connection stopped answering."""
+
+
+class RedisBroker(Broker):
+    """The broker contract on Redis pub/sub at ``url`` (channels ``<prefix>:...``).
+
+    ``backoff``: the first and the longest wait (s) between reconnection attempts;
+    ``ping_every``: seconds of silence after which the subscriber connection is pinged
+    (three silent intervals in a row count as a lost connection: a hung server).
+    ``publish`` works without ``start`` (a ``Publisher`` only publishes).
+    """
+
+    def __init__(self, url: str, *, prefix: str = "chitchat",
+                 backoff: tuple[float, float] = (0.05, 2.0), ping_every: float = 5.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._backoff = backoff
+        self._ping_every = ping_every
+        self._client: aioredis.Redis | None = None
+        self._channels: set[str] = set()
+        self._deliver: Deliver | None = None
+        self._resumed: Resumed | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None
+        self._live = False  # the subscriber connection is up and confirmed
+        self._live_once = False  # the last connection got as far as that
+        self._waiters: dict[str, collections.deque[asyncio.Future[None]]] = {}
+        self._down = False  # an outage is under way (logged once)
+        self._outage_began = 0.0
+        self._first: asyncio.Future[None] | None = None
+        # A channel of this process alone, so that the connection exists before the
+        # first real subscription and can be pinged.
+        self._own = f"{prefix}:broker:{secrets.token_hex(8)}"
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            self._client = _redis.connect(self.url)
+        return self._client
+
+    def _name(self, channel: str) -> str:
+        return f"{self.prefix}:{channel}"
+
+    # -- the contract -------------------------------------------------------------------
+
+    async def start(self, deliver: Deliver, resumed: Resumed | None = None) -> None:
+        """Connect and subscribe; raises ``BackendError`` if the first attempt fails
+        (a wrong URL or a server that is not there should be loud at start)."""
+        self._deliver, self._resumed = deliver, resumed
+        self._first = asyncio.get_running_loop().create_future()
+        self._task = spawn(self._run(), "the Redis broker's subscriber connection")
+        await self._first
+
+    async def stop(self) -> None:
+        self._deliver = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._channels.clear()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def publish(self, channel: str, payload: str) -> None:
+        try:
+            await self._redis().publish(self._name(channel), payload)
+        except _redis.failures() as exc:
+            self._lost(exc)
+            raise BackendError(f"Redis: publish failed: {exc}") from exc
+        if self._down and self._live:
+            self._back()
+
+    async def subscribe(self, channel: str) -> None:
+        """Returns once Redis confirmed the subscription (payloads published after this
+        returns are delivered). While disconnected it only records the channel: it is
+        subscribed on reconnection, and ``resumed`` follows."""
+        self._channels.add(channel)
+        pubsub = self._pubsub
+        if not self._live or pubsub is None:
+            return
+        name = self._name(channel)
+        confirmed = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(name, collections.deque()).append(confirmed)
+        try:
+            await pubsub.subscribe(name)
+            await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_TIMEOUT)
+        except _redis.failures(TimeoutError):
+            pass  # the connection is failing: the reconnection subscribes it, then resumed
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        pubsub = self._pubsub
+        if self._live and pubsub is not None:
+            try:
+                await pubsub.unsubscribe(self._name(channel))
+            except _redis.failures():
+                pass  # the reconnection subscribes only what is still wanted
+
+    # -- the subscriber connection ------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._session()
+            except _redis.failures(_Lost) as exc:
+                if self._first is not None and not self._first.done():
+                    self._first.set_exception(BackendError(f"Redis: cannot subscribe: {exc}"))
+                    return
+                self._lost(exc)
+            if self._live_once:
+                attempt = 0
+            attempt += 1
+            low, high = self._backoff
+            await asyncio.sleep(max(low, random.uniform(0, min(high, low * 2 ** attempt))))
+
+    async def _session(self) -> None:
+        self._live_once = False
+        pubsub = self._redis().pubsub()
+        self._pubsub = pubsub
+        try:
+            names = [self._own, *sorted(self._name(c) for c in self._channels)]
+            pending = set(names)
+            await pubsub.subscribe(*names)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + CONFIRM_TIMEOUT
+            while pending:
+                if loop.time() > deadline:
+                    raise _Lost("Redis did not confirm the subscriptions in time")
+                message = await pubsub.get_message(timeout=max(0.01, deadline - loop.time()))
+                if message is not None:
+                    if message["type"] == "subscribe":
+                        pending.discard(message["channel"])
+                    self._handle(message)
+            self._live = self._live_once = True
+            missing = {self._name(c) for c in self._channels} - set(names)
+            if missing:  # subscribed while this connection was being made
+                await pubsub.subscribe(*missing)
+            self._connected()
+            await self._read(pubsub)
+        finally:
+            self._live = False
+            self._pubsub = None
+            for waiters in self._waiters.values():
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+            self._waiters.clear()
+            try:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except _redis.failures():
+                pass
+
+    def _connected(self) -> None:
+        if self._first is not None and not self._first.done():
+            self._first.set_result(None)
+            return
+        if self._down:
+            self._back()
+        if self._resumed is not None:
+            try:
+                self._resumed()
+            except Exception:
+                log.exception("the broker's resumed callback failed")
+
+    async def _read(self, pubsub: PubSub) -> None:
+        silent = 0
+        while True:
+            message = await pubsub.get_message(timeout=self._ping_every)
+            if message is None:
+                silent += 1
+                if silent >= 3:
+                    raise _Lost(f"no answer from Redis for {3 * self._ping_every:g} s")
+                await pubsub.ping()
+                continue
+            silent = 0
+            self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind, name = message["type"], message["channel"]
+        if kind == "message":
+            deliver = self._deliver
+            if deliver is not None and name != self._own:
+                try:
+                    deliver(name[len(self.prefix) + 1:], message["data"])
+                except Exception:
+                    log.exception("delivering a payload on %r failed", name)
+        elif kind == "subscribe":
+            waiters = self._waiters.get(name)
+            if waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                if not waiters:
+                    del self._waiters[name]
+
+    # -- the outage, logged once --------------------------------------------------------
+
+    def _lost(self, exc: BaseException) -> None:
+        if not self._down:
+            self._down = True
+            self._outage_began = asyncio.get_running_loop().time()
+            log.error("Redis broker: lost Redis (%s): reconnecting; publishes fail until "
+                      "it is back", exc)
+
+    def _back(self) -> None:
+        self._down = False
+        took = asyncio.get_running_loop().time() - self._outage_began
+        log.warning("Redis broker: Redis is back after %.1f s; resubscribed %d channel(s), "
+                    "rooms are re-read from the store", took, len(self._channels))
