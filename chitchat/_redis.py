@@ -78,6 +78,14 @@ def failures(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
     return (RedisError, OSError, *more)
 
 
+def stale() -> tuple[type[BaseException], ...]:
+    """What a command on a connection the server closed meanwhile raises (not a
+    timeout: a command that timed out may have run)."""
+    from redis.exceptions import ConnectionError as Closed
+
+    return (Closed,)
+
+
 async def members(client: aioredis.Redis, key: str) -> set[str]:
     """The members of a set, as text."""
     found = await client.smembers(key)

@@ -15,6 +15,7 @@ when the append-only file is off or not synced on every write.
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import time
@@ -36,7 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisStore"]
 
+logger = logging.getLogger("chitchat.redis")
+
 _ROOM_PARTS = ("meta", "log", "ids", "msgs", "own", "reads")
+#: Scripts that only read (``ensure`` may create an empty room: harmless to repeat).
+_READS = frozenset({"GET", "POSITION", "READ_AFTER", "RECENT", "READ_STATE"})
 #: Entries dropped per script call by ``trim`` (each call blocks Redis briefly).
 TRIM_BATCH = 1000
 #: Attempts at an edit or a change of reactions racing other writers of the message.
@@ -92,7 +97,16 @@ class RedisStore(Store):
         now, capacity, then ``args``."""
         script = self._script(name)
         argv = [secrets.token_hex(8), room, repr(time.time()), self._capacity, *args]
-        return await script(keys=self._keys(room) + (extra or []), args=argv, client=client)
+        keys = self._keys(room) + (extra or [])
+        if client is not None or name not in _READS:
+            return await script(keys=keys, args=argv, client=client)
+        try:
+            return await script(keys=keys, args=argv)
+        except _redis.stale() as exc:
+            # A pooled connection to a Redis that restarted fails once: a read (and
+            # only a read: a write might have been applied) is safe to send again.
+            log_stale(exc)
+            return await script(keys=keys, args=argv)
 
     async def start(self) -> None:
         await _redis.check_server(self._redis(), "RedisStore")
@@ -162,9 +176,14 @@ class RedisStore(Store):
         return None if raw is None else log.message_from_json(raw)
 
     async def find(self, user: str, key: str) -> Message | None:
+        find = self._script("FIND")
+        keys = [self._send_key(user, key)]
         async with translated("find"):
-            raw = await self._script("FIND")(keys=[self._send_key(user, key)],
-                                             args=[self.prefix])
+            try:
+                raw = await find(keys=keys, args=[self.prefix])
+            except _redis.stale() as exc:
+                log_stale(exc)
+                raw = await find(keys=keys, args=[self.prefix])
         return None if raw is None else log.message_from_json(raw)
 
     async def position(self, room: str) -> Position:
@@ -248,6 +267,10 @@ class RedisStore(Store):
                                  client=pipe)
                 more = await pipe.execute()
             rooms = [room for room, again in zip(rooms, more, strict=True) if again]
+
+
+def log_stale(exc: BaseException) -> None:
+    logger.debug("a pooled Redis connection had been closed (%s): reading again", exc)
 
 
 def _position(result: list[Any]) -> Position:
