@@ -19,8 +19,9 @@ import tornado.web
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import chitchat
 from conftest import make_chat
+
+import chitchat
 
 
 async def main() -> None:
