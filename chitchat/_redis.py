@@ -1,13 +1,16 @@
 """What the Redis engine's parts share: the lazy import of redis-py, clients, errors.
 
 redis-py is an optional dependency (``pip install chitchat[redis]``): nothing here
-imports it before a Redis part is started, so ``import chitchat`` works without it.
+imports it before a Redis part is made, so ``import chitchat`` works without it. It
+reads the URL and makes the administrative calls; the per-message path runs on
+``chitchat._resp`` (see there why).
 
-Clients never retry a command by themselves (``retries=0``): a script that appends to a
-log must not run twice because a reply was lost, and an outage must show at once as a
-``BackendError`` (a send answered ``unavailable``) instead of a request hanging through
-redis-py's backoff. The broker's reconnect loop is chitchat's own, so that it knows when
-payloads may have been lost and can tell the node (``resumed``).
+No command is retried by itself: a script that appends to a log must not run twice
+because a reply was lost, and an outage must show at once as a ``BackendError`` (a
+send answered ``unavailable``) instead of a request hanging through a backoff (only a
+read sent on a connection that had closed is sent again). The broker's reconnect loop
+is chitchat's own, so that it knows when payloads may have been lost and can tell the
+node (``resumed``).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from .errors import BackendError, ConfigurationError
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from ._resp import Connection
     from .broker import Broker
     from .presence import PresenceBackend
     from .settings import Settings
     from .store import Store
 
-__all__ = ["connect", "engine", "failures", "load", "members", "room_key", "user_part"]
+__all__ = ["check_url", "connect", "engine", "failures", "load", "members", "room_key",
+           "stale", "user_part"]
 
 log = logging.getLogger("chitchat.redis")
 
@@ -75,21 +80,33 @@ def failures(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
     ``more``."""
     from redis.exceptions import RedisError
 
-    return (RedisError, OSError, *more)
+    from ._resp import ReplyError
+
+    return (RedisError, ReplyError, OSError, *more)
+
+
+def check_url(url: str) -> None:
+    """Refuse what is not a Redis URL (and a missing redis-py) at construction."""
+    load()
+    from redis.asyncio.connection import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"not a Redis URL: {url!r} ({exc})") from exc
 
 
 def stale() -> tuple[type[BaseException], ...]:
     """What a command on a connection the server closed meanwhile raises (not a
     timeout: a command that timed out may have run)."""
-    from redis.exceptions import ConnectionError as Closed
+    from ._resp import Closed
 
     return (Closed,)
 
 
-async def members(client: aioredis.Redis, key: str) -> set[str]:
-    """The members of a set, as text."""
-    found = await client.smembers(key)
-    return {m if isinstance(m, str) else m.decode() for m in found}
+async def members(connection: Connection, key: str) -> set[str]:
+    """The members of a set."""
+    return set(await connection.call("SMEMBERS", key))
 
 
 @contextlib.asynccontextmanager
@@ -131,13 +148,21 @@ def engine(url: str, settings: Settings, broker: Broker | None, store: Store | N
             presence if presence is not None else RedisPresence(url))
 
 
-async def check_server(client: aioredis.Redis, what: str) -> None:
+async def check_server(url: str, what: str) -> None:
     """Refuse a server that may evict keys; warn loudly when writes are not durable.
 
     An evicted key of a room's log breaks the log (centrifugo#888): only
     ``maxmemory-policy noeviction`` is accepted. Durability of acknowledged messages
     needs the append-only file with ``appendfsync always`` (centrifugo#664).
     """
+    client = connect(url)
+    try:
+        await _check(client, what)
+    finally:
+        await client.aclose()
+
+
+async def _check(client: aioredis.Redis, what: str) -> None:
     async with translated("reading the server's configuration"):
         memory = await client.info("memory")
         persistence = await client.info("persistence")

@@ -26,17 +26,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from . import _redis, channels
+from . import _redis, _resp, channels
 from ._redis import room_key, translated
 from ._tasks import spawn
 from .errors import BackendError, ConfigurationError
 from .presence import PresenceBackend, Publish
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
-    from redis.commands.core import AsyncScript
+    from ._resp import Connection
 
 __all__ = ["RedisPresence"]
 
@@ -158,8 +157,9 @@ for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do out[#out + 1] = user end
 return out
 """
 
-_SCRIPTS = {"add": _ADD, "remove": _REMOVE, "sync": _SYNC, "alive": _ALIVE, "dead": _DEAD,
-            "sweep_room": _SWEEP_ROOM, "forget": _FORGET, "members": _MEMBERS}
+_SCRIPTS = {name: _resp.Script(source) for name, source in (
+    ("add", _ADD), ("remove", _REMOVE), ("sync", _SYNC), ("alive", _ALIVE), ("dead", _DEAD),
+    ("sweep_room", _SWEEP_ROOM), ("forget", _FORGET), ("members", _MEMBERS))}
 
 
 class RedisPresence(PresenceBackend):
@@ -173,12 +173,12 @@ class RedisPresence(PresenceBackend):
     def __init__(self, url: str, *, prefix: str = "chitchat", ttl: float = 20.0) -> None:
         if not ttl > 0:
             raise ConfigurationError("RedisPresence ttl must be positive")
+        _redis.check_url(url)
         self.url = url
         self.prefix = prefix
         self.ttl = ttl
         self.every = ttl / 4
-        self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self._client: Connection | None = None
         self._node = ""
         self._local: dict[str, set[str]] = {}  # room -> this node's users in it
         self._dirty = False  # a write failed: write this node's entries again
@@ -187,12 +187,13 @@ class RedisPresence(PresenceBackend):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _script(self, name: str) -> AsyncScript:
+    def _redis(self) -> Connection:
         if self._client is None:
-            self._client = _redis.connect(self.url)
-            for key, source in _SCRIPTS.items():
-                self._scripts[key] = self._client.register_script(source)
-        return self._scripts[name]
+            self._client = _resp.Connection(self.url, _redis.COMMAND_TIMEOUT)
+        return self._client
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._redis().script(_SCRIPTS[name], keys, args)
 
     def _room_keys(self, room: str) -> list[str]:
         return [room_key(self.prefix, room, part) for part in ("pm", "pc", "pv")]
@@ -218,7 +219,7 @@ class RedisPresence(PresenceBackend):
             raise ConfigurationError(f"a node id has no ':' ({node!r})")
         self._node = node
         async with translated("presence: starting"):
-            await self._script("alive")(keys=[self._nodes], args=[node, self._ttl_ms])
+            await self._run("alive", [self._nodes], [node, self._ttl_ms])
             await self._sweep()
         self._task = spawn(self._keepalive(), "presence: the Redis keepalive")
 
@@ -232,19 +233,19 @@ class RedisPresence(PresenceBackend):
         self._local.clear()
         try:  # leave at once rather than after ttl
             await self._sync_all()
-            await self._client.zrem(self._nodes, self._node)
+            await self._client.call("ZREM", self._nodes, self._node)
         except _redis.failures() as exc:
             log.warning("presence: could not remove this node's entries (%s): other "
                         "nodes sweep them within %g s", exc, 1.25 * self.ttl)
         client, self._client = self._client, None
-        await client.aclose()
+        await client.close()
 
     async def add(self, room: str, user: str) -> None:
         self._local.setdefault(room, set()).add(user)
         try:
-            swept = await self._script("add")(
-                keys=[*self._room_keys(room), self._nodes, self._rooms_of(self._node)],
-                args=[self._node, user, room, self._channel(room), self._ttl_ms])
+            swept = await self._run(
+                "add", [*self._room_keys(room), self._nodes, self._rooms_of(self._node)],
+                [self._node, user, room, self._channel(room), self._ttl_ms])
         except _redis.failures() as exc:
             self._failed(exc)
             raise BackendError(f"Redis: presence add failed: {exc}") from exc
@@ -263,16 +264,16 @@ class RedisPresence(PresenceBackend):
             if not users:
                 del self._local[room]
         try:
-            await self._script("remove")(
-                keys=[*self._room_keys(room), self._rooms_of(self._node)],
-                args=[self._node, user, room, self._channel(room),
+            await self._run(
+                "remove", [*self._room_keys(room), self._rooms_of(self._node)],
+                [self._node, user, room, self._channel(room),
                       "1" if room not in self._local else "0"])
         except _redis.failures() as exc:
             self._failed(exc)
 
     async def members(self, room: str) -> tuple[list[str], int]:
         async with translated("presence: members"):
-            result = await self._script("members")(keys=self._room_keys(room)[1:], args=[])
+            result = await self._run("members", self._room_keys(room)[1:], [])
         return sorted(result[1:]), int(result[0])
 
     # -- keeping this node's entries alive, and sweeping dead nodes' --------------------
@@ -284,8 +285,7 @@ class RedisPresence(PresenceBackend):
 
     async def _refresh(self) -> None:
         try:
-            swept = await self._script("alive")(keys=[self._nodes],
-                                                args=[self._node, self._ttl_ms])
+            swept = await self._run("alive", [self._nodes], [self._node, self._ttl_ms])
             if swept or self._dirty:
                 await self._sync_all()
             await self._sweep()
@@ -302,23 +302,23 @@ class RedisPresence(PresenceBackend):
         rooms = set(self._local) | await _redis.members(self._client,
                                                         self._rooms_of(self._node))
         for room in rooms:
-            await self._script("sync")(
-                keys=[*self._room_keys(room), self._rooms_of(self._node), self._nodes],
-                args=[self._node, room, self._channel(room), self._ttl_ms,
+            await self._run(
+                "sync", [*self._room_keys(room), self._rooms_of(self._node), self._nodes],
+                [self._node, room, self._channel(room), self._ttl_ms,
                       *sorted(self._local.get(room, ()))])
 
     async def _sweep(self) -> None:
         assert self._client is not None
-        dead: list[str] = await self._script("dead")(keys=[self._nodes], args=[])
+        dead: list[str] = await self._run("dead", [self._nodes], [])
         for node in dead:
             if node == self._node:
                 continue
             rooms = await _redis.members(self._client, self._rooms_of(node))
             left = 0
             for room in rooms:
-                left += await self._script("sweep_room")(
-                    keys=self._room_keys(room), args=[node, room, self._channel(room)])
-            await self._script("forget")(keys=[self._nodes, self._rooms_of(node)], args=[node])
+                left += await self._run("sweep_room", self._room_keys(room),
+                                        [node, room, self._channel(room)])
+            await self._run("forget", [self._nodes, self._rooms_of(node)], [node])
             log.info("presence: node %s stopped refreshing its entries: %d user(s) left "
                      "%d room(s)", node, left, len(rooms))
 

@@ -192,8 +192,14 @@ async def test_an_unreachable_redis_is_a_backend_error(own_redis: RedisServer) -
 def test_without_redis_py_the_error_says_how_to_install_it(monkeypatch: Any) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
-    with pytest.raises(chitchat.ConfigurationError, match=r"pip install chitchat\[redis\]"):
-        chitchat.Chat(redis="redis://127.0.0.1:1/0")
-    store = chitchat.RedisStore("redis://127.0.0.1:1/0")  # constructing needs nothing
-    with pytest.raises(chitchat.ConfigurationError, match=r"chitchat\[redis\]"):
-        store._redis()
+    for make in (lambda: chitchat.Chat(redis="redis://127.0.0.1:1/0"),
+                 lambda: chitchat.RedisStore("redis://127.0.0.1:1/0"),
+                 lambda: chitchat.Publisher("redis://127.0.0.1:1/0")):
+        with pytest.raises(chitchat.ConfigurationError, match=r"pip install chitchat\[redis\]"):
+            make()
+
+
+def test_a_bad_url_is_refused_at_construction() -> None:
+    for make in (chitchat.RedisStore, chitchat.RedisBroker, chitchat.RedisPresence):
+        with pytest.raises(chitchat.ConfigurationError, match="not a Redis URL"):
+            make("http://127.0.0.1:6379/0")

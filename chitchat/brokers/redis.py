@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import _redis
+from .. import _redis, _resp
 from .._tasks import spawn
 from ..broker import Broker, Deliver, Resumed
 from ..errors import BackendError
-
-if TYPE_CHECKING:
-    import redis.asyncio as aioredis
-    from redis.asyncio.client import PubSub
 
 __all__ = ["RedisBroker"]
 
@@ -51,16 +48,17 @@ class RedisBroker(Broker):
 
     def __init__(self, url: str, *, prefix: str = "chitchat",
                  backoff: tuple[float, float] = (0.05, 2.0), ping_every: float = 5.0) -> None:
+        _redis.check_url(url)
         self.url = url
         self.prefix = prefix
         self._backoff = backoff
         self._ping_every = ping_every
-        self._client: aioredis.Redis | None = None
+        self._connection: _resp.Connection | None = None
         self._channels: set[str] = set()
         self._deliver: Deliver | None = None
         self._resumed: Resumed | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pubsub: PubSub | None = None
+        self._subscriber: _resp.Subscriber | None = None
         self._live = False  # the subscriber connection is up and confirmed
         self._live_once = False  # the last connection got as far as that
         self._waiters: dict[str, collections.deque[asyncio.Future[None]]] = {}
@@ -71,10 +69,10 @@ class RedisBroker(Broker):
         # first real subscription and can be pinged.
         self._own = f"{prefix}:broker:{secrets.token_hex(8)}"
 
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            self._client = _redis.connect(self.url)
-        return self._client
+    def _redis(self) -> _resp.Connection:
+        if self._connection is None:
+            self._connection = _resp.Connection(self.url, _redis.COMMAND_TIMEOUT)
+        return self._connection
 
     def _name(self, channel: str) -> str:
         return f"{self.prefix}:{channel}"
@@ -96,13 +94,13 @@ class RedisBroker(Broker):
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         self._channels.clear()
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
 
     async def publish(self, channel: str, payload: str) -> None:
         try:
-            await self._redis().publish(self._name(channel), payload)
+            await self._redis().call("PUBLISH", self._name(channel), payload)
         except _redis.failures() as exc:
             self._lost(exc)
             raise BackendError(f"Redis: publish failed: {exc}") from exc
@@ -114,26 +112,23 @@ class RedisBroker(Broker):
         returns are delivered). While disconnected it only records the channel: it is
         subscribed on reconnection, and ``resumed`` follows."""
         self._channels.add(channel)
-        pubsub = self._pubsub
-        if not self._live or pubsub is None:
+        subscriber = self._subscriber
+        if not self._live or subscriber is None:
             return
         name = self._name(channel)
         confirmed = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(name, collections.deque()).append(confirmed)
-        try:
-            await pubsub.subscribe(name)
+        subscriber.send("SUBSCRIBE", name)
+        # Not confirmed in time: the connection is failing, and its replacement
+        # subscribes the channel (then ``resumed``).
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_TIMEOUT)
-        except _redis.failures(TimeoutError):
-            pass  # the connection is failing: the reconnection subscribes it, then resumed
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
-        pubsub = self._pubsub
-        if self._live and pubsub is not None:
-            try:
-                await pubsub.unsubscribe(self._name(channel))
-            except _redis.failures():
-                pass  # the reconnection subscribes only what is still wanted
+        subscriber = self._subscriber
+        if self._live and subscriber is not None:
+            subscriber.send("UNSUBSCRIBE", self._name(channel))
 
     # -- the subscriber connection ------------------------------------------------------
 
@@ -155,40 +150,40 @@ class RedisBroker(Broker):
 
     async def _session(self) -> None:
         self._live_once = False
-        pubsub = self._redis().pubsub()
-        self._pubsub = pubsub
+        subscriber = await _resp.Subscriber.open(self.url, self._handle)
+        self._subscriber = subscriber
         try:
             names = [self._own, *sorted(self._name(c) for c in self._channels)]
-            pending = set(names)
-            await pubsub.subscribe(*names)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + CONFIRM_TIMEOUT
-            while pending:
-                if loop.time() > deadline:
-                    raise _Lost("Redis did not confirm the subscriptions in time")
-                message = await pubsub.get_message(timeout=max(0.01, deadline - loop.time()))
-                if message is not None:
-                    if message["type"] == "subscribe":
-                        pending.discard(message["channel"])
-                    self._handle(message)
+            confirmations = []
+            for name in names:
+                confirmed = loop.create_future()
+                self._waiters.setdefault(name, collections.deque()).append(confirmed)
+                confirmations.append(confirmed)
+            subscriber.send("SUBSCRIBE", *names)
+            confirmed_all: asyncio.Future[Any] = asyncio.gather(*confirmations)
+            closed: asyncio.Future[Any] = subscriber.closed
+            await asyncio.wait([confirmed_all, closed], timeout=CONFIRM_TIMEOUT,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if subscriber.closed.done():
+                raise subscriber.closed.result()
+            if not all(c.done() for c in confirmations):
+                raise _Lost("Redis did not confirm the subscriptions in time")
             self._live = self._live_once = True
             missing = {self._name(c) for c in self._channels} - set(names)
             if missing:  # subscribed while this connection was being made
-                await pubsub.subscribe(*missing)
+                subscriber.send("SUBSCRIBE", *missing)
             self._connected()
-            await self._read(pubsub)
+            await self._watch(subscriber)
         finally:
             self._live = False
-            self._pubsub = None
+            self._subscriber = None
             for waiters in self._waiters.values():
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(None)
             self._waiters.clear()
-            try:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            except _redis.failures():
-                pass
+            subscriber.close()
 
     def _connected(self) -> None:
         if self._first is not None and not self._first.done():
@@ -202,26 +197,31 @@ class RedisBroker(Broker):
             except Exception:
                 log.exception("the broker's resumed callback failed")
 
-    async def _read(self, pubsub: PubSub) -> None:
-        silent = 0
+    async def _watch(self, subscriber: _resp.Subscriber) -> None:
+        """Until the connection closes, or stays silent through three pings."""
+        loop = asyncio.get_running_loop()
         while True:
-            message = await pubsub.get_message(timeout=self._ping_every)
-            if message is None:
-                silent += 1
-                if silent >= 3:
-                    raise _Lost(f"no answer from Redis for {3 * self._ping_every:g} s")
-                await pubsub.ping()
+            silence = loop.time() - subscriber.heard
+            if silence >= 3 * self._ping_every:
+                raise _Lost(f"no answer from Redis for {silence:.1f} s")
+            if silence >= self._ping_every:
+                subscriber.send("PING")
+            try:
+                reason = await asyncio.wait_for(asyncio.shield(subscriber.closed),
+                                                self._ping_every)
+            except TimeoutError:
                 continue
-            silent = 0
-            self._handle(message)
+            raise reason
 
-    def _handle(self, message: dict[str, Any]) -> None:
-        kind, name = message["type"], message["channel"]
+    def _handle(self, push: list[Any]) -> None:
+        if not isinstance(push, list) or len(push) < 2:
+            return
+        kind, name = push[0], push[1]
         if kind == "message":
             deliver = self._deliver
             if deliver is not None and name != self._own:
                 try:
-                    deliver(name[len(self.prefix) + 1:], message["data"])
+                    deliver(name[len(self.prefix) + 1:], push[2])
                 except Exception:
                     log.exception("delivering a payload on %r failed", name)
         elif kind == "subscribe":

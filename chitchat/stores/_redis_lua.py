@@ -22,8 +22,7 @@ An author part is ``string.format('%06d', #user) .. user`` (prefix-free, see
 
 from __future__ import annotations
 
-SCRIPTS = ("APPEND", "CHANGE", "REMOVE", "GET", "FIND", "POSITION", "READ_AFTER", "RECENT",
-           "MARK_READ", "READ_STATE", "TRIM_ROOM", "TRIM_KEYS")
+from .._resp import Script
 
 PRELUDE = r"""
 local function pad(n) return string.format('%016d', n) end
@@ -296,3 +295,7 @@ for _, member in ipairs(old) do redis.call('DEL', ARGV[1] .. ':sk:' .. member) e
 if #old > 0 then redis.call('ZREM', KEYS[1], unpack(old)) end
 return #old
 """
+
+SCRIPTS = {name: Script(globals()[name]) for name in (
+    "APPEND", "CHANGE", "REMOVE", "GET", "FIND", "POSITION", "READ_AFTER", "RECENT",
+    "MARK_READ", "READ_STATE", "TRIM_ROOM", "TRIM_KEYS")}

@@ -15,6 +15,7 @@ when the append-only file is off or not synced on every write.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import secrets
@@ -22,7 +23,7 @@ import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from .. import _redis, log
+from .. import _redis, _resp, log
 from .._redis import room_key, translated, user_part
 from ..errors import ConfigurationError
 from ..log import Draft, Entry, Position
@@ -32,8 +33,7 @@ from . import _redis_lua as lua
 from .memory import toggled
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
-    from redis.commands.core import AsyncScript
+    from .._resp import Connection
 
 __all__ = ["RedisStore"]
 
@@ -64,25 +64,19 @@ class RedisStore(Store):
             raise ConfigurationError("RedisStore capacity must be at least 1 (or None)")
         if not dedup_window > 0:
             raise ConfigurationError("RedisStore dedup_window must be positive")
+        _redis.check_url(url)
         self.url = url
         self.prefix = prefix
         self._capacity = capacity or 0
         self._ttl = max(1, math.ceil(dedup_window))
-        self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self._connection: Connection | None = None
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            self._client = _redis.connect(self.url)
-            for name in lua.SCRIPTS:
-                self._scripts[name] = self._client.register_script(getattr(lua, name))
-        return self._client
-
-    def _script(self, name: str) -> AsyncScript:
-        self._redis()
-        return self._scripts[name]
+    def _redis(self) -> Connection:
+        if self._connection is None:
+            self._connection = _resp.Connection(self.url, _redis.COMMAND_TIMEOUT)
+        return self._connection
 
     def _keys(self, room: str) -> list[str]:
         return [*(room_key(self.prefix, room, part) for part in _ROOM_PARTS),
@@ -91,30 +85,30 @@ class RedisStore(Store):
     def _send_key(self, user: str, key: str) -> str:
         return f"{self.prefix}:sk:{user_part(user)}{key}"
 
-    async def _run(self, name: str, room: str, *args: Any, extra: list[str] | None = None,
-                   client: Any = None) -> Any:
+    async def _run(self, name: str, room: str, *args: Any,
+                   extra: list[str] | None = None) -> Any:
         """Run a room script: the room's keys (then ``extra``), and ARGV epoch, room,
         now, capacity, then ``args``."""
-        script = self._script(name)
+        script = lua.SCRIPTS[name]
         argv = [secrets.token_hex(8), room, repr(time.time()), self._capacity, *args]
         keys = self._keys(room) + (extra or [])
-        if client is not None or name not in _READS:
-            return await script(keys=keys, args=argv, client=client)
+        if name not in _READS:
+            return await self._redis().script(script, keys, argv)
         try:
-            return await script(keys=keys, args=argv)
+            return await self._redis().script(script, keys, argv)
         except _redis.stale() as exc:
-            # A pooled connection to a Redis that restarted fails once: a read (and
-            # only a read: a write might have been applied) is safe to send again.
+            # A connection to a Redis that restarted fails once: a read (and only a
+            # read: a write might have been applied) is safe to send again.
             log_stale(exc)
-            return await script(keys=keys, args=argv)
+            return await self._redis().script(script, keys, argv)
 
     async def start(self) -> None:
-        await _redis.check_server(self._redis(), "RedisStore")
+        await _redis.check_server(self.url, "RedisStore")
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
 
     # -- the log ------------------------------------------------------------------------
 
@@ -176,14 +170,13 @@ class RedisStore(Store):
         return None if raw is None else log.message_from_json(raw)
 
     async def find(self, user: str, key: str) -> Message | None:
-        find = self._script("FIND")
         keys = [self._send_key(user, key)]
         async with translated("find"):
             try:
-                raw = await find(keys=keys, args=[self.prefix])
+                raw = await self._redis().script(lua.SCRIPTS["FIND"], keys, [self.prefix])
             except _redis.stale() as exc:
                 log_stale(exc)
-                raw = await find(keys=keys, args=[self.prefix])
+                raw = await self._redis().script(lua.SCRIPTS["FIND"], keys, [self.prefix])
         return None if raw is None else log.message_from_json(raw)
 
     async def position(self, room: str) -> Position:
@@ -232,13 +225,12 @@ class RedisStore(Store):
 
     async def unread(self, user: str, rooms: Collection[str]) -> dict[str, int]:
         async with translated("unread"):
-            client = self._redis()
-            names = set(rooms) | await _redis.members(client, f"{self.prefix}:ur:{user}")
+            names = set(rooms) | await _redis.members(self._redis(), f"{self.prefix}:ur:{user}")
             ordered = sorted(names)
-            async with client.pipeline(transaction=False) as pipe:
-                for room in ordered:
-                    await self._run("READ_STATE", room, user, user_part(user), 0, client=pipe)
-                results = await pipe.execute()
+            # Issued together: one round trip (the connection pipelines them).
+            results = await asyncio.gather(*[self._run("READ_STATE", room, user,
+                                                       user_part(user), 0)
+                                             for room in ordered])
         return {room: int(result[1]) for room, result in zip(ordered, results, strict=True)}
 
     # -- retention ----------------------------------------------------------------------
@@ -246,26 +238,26 @@ class RedisStore(Store):
     async def trim(self, retention: Retention, dedup_window: float, now: float) -> None:
         count = retention.count or 0
         cutoff = "" if retention.age is None else repr(now - retention.age)
+        connection = self._redis()
         async with translated("trim"):
-            client = self._redis()
             if count or cutoff:
-                rooms = [room async for room in client.sscan_iter(f"{self.prefix}:rooms",
-                                                                  count=500)]
-                for batch in _redis.chunks(rooms, 100):
-                    await self._trim_rooms(batch, count, cutoff)
-            while await self._script("TRIM_KEYS")(
-                    keys=[f"{self.prefix}:skz"],
-                    args=[self.prefix, repr(now - dedup_window), TRIM_BATCH]) >= TRIM_BATCH:
+                cursor = "0"
+                while True:
+                    cursor, rooms = await connection.call("SSCAN", f"{self.prefix}:rooms",
+                                                          cursor, "COUNT", 500)
+                    for batch in _redis.chunks(rooms, 100):
+                        await self._trim_rooms(batch, count, cutoff)
+                    if cursor == "0":
+                        break
+            while await connection.script(lua.SCRIPTS["TRIM_KEYS"], [f"{self.prefix}:skz"], [
+                    self.prefix, repr(now - dedup_window), TRIM_BATCH]) >= TRIM_BATCH:
                 pass
 
     async def _trim_rooms(self, rooms: list[str], count: int, cutoff: str) -> None:
-        script = self._script("TRIM_ROOM")
+        script = lua.SCRIPTS["TRIM_ROOM"]
         while rooms:
-            async with self._redis().pipeline(transaction=False) as pipe:
-                for room in rooms:
-                    await script(keys=self._keys(room), args=[count, cutoff, TRIM_BATCH],
-                                 client=pipe)
-                more = await pipe.execute()
+            more = await asyncio.gather(*[self._redis().script(
+                script, self._keys(room), [count, cutoff, TRIM_BATCH]) for room in rooms])
             rooms = [room for room, again in zip(rooms, more, strict=True) if again]
 
 
