@@ -8,6 +8,7 @@ Tests that restart or reconfigure Redis start a ``RedisServer`` of their own.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -51,6 +52,7 @@ class RedisServer:
                 "--logfile", os.path.join(self.dir, "redis.log"), "--daemonize", "no",
                 "--maxmemory-policy", "noeviction", *self.extra]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        atexit.register(self.kill)  # never outlives the test run, however it ends
         deadline = time.monotonic() + timeout
         while not self._answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
