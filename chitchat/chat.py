@@ -65,7 +65,8 @@ class Chat:
     ``RedisPresence`` there for those not given, so that many processes serve one
     chat; needs ``pip install chitchat[redis]``), ``allowed_origins``, ``default_room``,
     ``history``, ``retention``, ``recovery_limit``, ``dedup_window``, ``presence``,
-    ``presence_grace``, ``presence_interval``, ``auth_timeout``, ``handler_timeout``,
+    ``presence_grace``, ``presence_interval``, ``presence_limit``, ``typing_ttl``,
+    ``typing_interval``, ``auth_timeout``, ``handler_timeout``,
     ``heartbeat``, ``max_frame_size``, ``max_depth``, ``max_pending``, ``max_backlog``,
     ``send_rate``, ``frame_rate``, ``max_user_connections``, ``max_ip_connections``,
     ``max_connections``, ``trusted_proxies``. Bad values raise ``ConfigurationError``.
@@ -96,7 +97,8 @@ class Chat:
         self._node.on_reset = self._log_reset
         s = self.limits
         self._presence = Presence(presence_backend or MemoryPresence(), s.presence_grace,
-                                  s.presence_interval, self._broadcast_presence)
+                                  s.presence_interval, s.presence_limit,
+                                  self._broadcast_presence)
         self._typing = Typing(self._node.publish, self._broadcast, s.typing_ttl,
                               s.typing_interval)
         self._receipts = Receipts(self.store, self._node.publish, self._broadcast)

@@ -16,7 +16,9 @@ Two layers:
   (applied in version order; a version skipped means a lost message: the replica is read
   again), and sends the changes to the room's local connections, coalesced: at most one
   ``presence`` frame per room every ``interval`` seconds, carrying for each user that
-  changed the state they ended in.
+  changed the state they ended in. Rooms of more than ``limit`` members have no member
+  lists: join answers carry ``members: null`` and no ``presence`` frames are sent (one
+  list per join would make a reconnect storm into such a room quadratic).
 """
 
 from __future__ import annotations
@@ -130,11 +132,12 @@ class _Replica:
 class Presence:
     """This node's presence bookkeeping (see the module docstring)."""
 
-    def __init__(self, backend: PresenceBackend, grace: float, interval: float,
+    def __init__(self, backend: PresenceBackend, grace: float, interval: float, limit: int,
                  broadcast: Callable[[str, Callable[[int], str | None], int], None]) -> None:
         self.backend = backend
         self.grace = grace
         self.interval = interval
+        self.limit = limit
         # (room, frame for a member list of version v, newest version) -> the room's feed
         self._broadcast = broadcast
         self._local: dict[Key, int] = {}  # connections here per (room, user)
@@ -283,6 +286,8 @@ class Presence:
             return
         replica.timer = None
         changes, replica.changes = replica.changes, {}
+        if len(replica.members) > self.limit:  # a room too big for member lists
+            return
         first = min(version for _, version in changes.values())
         built: dict[int, str | None] = {}
 

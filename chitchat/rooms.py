@@ -113,7 +113,9 @@ class Rooms:
         version = 0
         if self._settings.presence:
             found, version = await self._presence.backend.members(room)
-            members = sorted(found)
+            # A member list per join is O(members): past the limit (a reconnect storm
+            # into one big room would be quadratic) the room carries none.
+            members = sorted(found) if len(found) <= self._settings.presence_limit else None
         if member.gone or member.rooms.get(room) is not True:
             return None
         info = {"room": room, "meta": meta, "epoch": epoch, "seq": seq, "members": members,

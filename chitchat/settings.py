@@ -42,6 +42,7 @@ class Settings:
     presence: bool = True
     presence_grace: float = 5.0
     presence_interval: float = 0.25
+    presence_limit: int = 1000
     typing_ttl: float = 5.0
     typing_interval: float = 1.5
 
@@ -64,7 +65,7 @@ class Settings:
     def _check(self) -> None:
         for name in ("auth_timeout", "handler_timeout", "heartbeat", "max_frame_size",
                      "max_pending", "max_backlog", "max_depth", "recovery_limit",
-                     "dedup_window", "presence_interval", "typing_ttl"):
+                     "dedup_window", "presence_interval", "typing_ttl", "presence_limit"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be positive")
         for name in ("history", "presence_grace", "typing_interval"):

@@ -5,8 +5,10 @@
  *
  *   1. sockjs-client's dist/sockjs.min.js, wrapped so that it always defines the
  *      global window.SockJS, even on a page that has AMD `define` or CommonJS globals;
- *   2. src/protocol.js and src/chitchat.js in one private function scope, which
- *      define the global window.chitchat and do nothing else at load time.
+ *   2. src/protocol.js (wrapped as `protocol`) and the fragments of FRAGMENTS, in that
+ *      order, in one private function scope, which define the global window.chitchat
+ *      and do nothing else at load time (sockjs-tornado's iframe page loads it too).
+ *      No bundler: each fragment sees the names the ones before it declared.
  *
  * Usage: cd static && npm ci && npm run build. Needs no network once installed.
  */
@@ -18,6 +20,18 @@ const path = require('path');
 const SOCKJS_VERSION = '1.6.1';
 const here = __dirname;
 const outFile = path.join(here, '..', 'chitchat', 'static', 'chitchat.js');
+
+// Each uses only what the fragments before it define (at load time; functions that
+// run later, such as the Client's methods, may use any).
+const FRAGMENTS = [
+  'util.js',         // helpers, backoff, token bucket, Deferred, Emitter
+  'transports.js',   // SockJS, native WebSocket, custom factories
+  'connection.js',   // the Client state machine
+  'requests.js',     // ref-matched requests; history, edit, remove, react, markRead
+  'rooms.js',        // rooms, positions, presence, typing; join, leave
+  'outbox.js',       // send, the outbox, pacing
+  'api.js'           // window.chitchat
+];
 
 function read(file) {
   return fs.readFileSync(file, 'utf8');
@@ -48,7 +62,7 @@ function clientSource() {
     withFinalNewline(read(path.join(here, 'src', 'protocol.js'))) + 'return module.exports;',
     '})({exports: {}});',
     '',
-    withFinalNewline(read(path.join(here, 'src', 'chitchat.js'))) + '})();',
+    FRAGMENTS.map((name) => `// ---- ${name}\n` + withFinalNewline(read(path.join(here, 'src', name)))).join('\n') + '})();',
     ''
   ].join('\n');
 }

@@ -315,3 +315,17 @@ async def test_after_leaving_a_room_nothing_more_arrives_from_it(connect: Connec
     await send(ann, 1, "anyone?", room="dev")
     await nothing_more(bob, lambda f: f["t"] == "messages")
     assert (await send(bob, 2, "gone", room="dev"))["code"] == 4016
+
+
+@pytest.mark.gen_test
+@pytest.mark.chat(presence_limit=2, **FAST)
+async def test_a_room_past_the_presence_limit_carries_no_member_lists(connect: Connect) -> None:
+    ann, bob = await connect("ann"), await connect("bob")
+    for client in (ann, bob):
+        _, ack = await join(client, "dev")
+        assert ack["members"] is not None
+    assert (await presence(ann, "dev"))["joined"] == ["bob"]
+    cyd = await connect("cyd")
+    _, ack = await join(cyd, "dev")
+    assert ack["members"] is None  # three members: past the limit
+    await nothing_more(ann, lambda f: f["t"] == "presence" and f["room"] == "dev")

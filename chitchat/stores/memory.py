@@ -6,8 +6,10 @@ history is gone (a ``reset``) rather than silently missing what came before.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
+import heapq
 import secrets
 import time
 from collections.abc import Collection
@@ -34,7 +36,7 @@ class _Record:
 
 
 class _Room:
-    __slots__ = ("epoch", "first", "ids", "last", "log", "reads")
+    __slots__ = ("epoch", "first", "ids", "last", "log", "own", "reads", "seqs")
 
     def __init__(self) -> None:
         self.epoch = secrets.token_hex(8)
@@ -43,6 +45,10 @@ class _Room:
         self.log: dict[int, _Record] = {}  # seq -> record, first .. last
         self.ids: dict[str, int] = {}  # message id -> its seq (messages not removed)
         self.reads: dict[str, int] = {}  # user -> read position
+        # The seqs of the messages kept (not removed), ascending, in all and per author:
+        # unread counts are two bisections, not a walk through the log.
+        self.seqs: list[int] = []
+        self.own: dict[str | None, list[int]] = {}
 
     def position(self) -> Position:
         return Position(self.epoch, self.first, self.last)
@@ -56,11 +62,30 @@ class _Room:
         self.log[self.last] = record
         return self.last
 
+    def keep(self, message: Message) -> None:
+        assert message.seq is not None
+        self.ids[message.id] = message.seq
+        self.seqs.append(message.seq)
+        self.own.setdefault(message.user, []).append(message.seq)
+
+    def forget(self, message: Message) -> None:
+        assert message.seq is not None
+        self.ids.pop(message.id, None)
+        for seqs in (self.seqs, self.own.get(message.user, [])):
+            at = bisect.bisect_left(seqs, message.seq)
+            if at < len(seqs) and seqs[at] == message.seq:
+                del seqs[at]
+
+    def unread(self, user: str, after: int) -> int:
+        own = self.own.get(user, [])
+        return (len(self.seqs) - bisect.bisect_right(self.seqs, after)
+                - (len(own) - bisect.bisect_right(own, after)))
+
     def drop_before(self, seq: int) -> None:
         while self.first < seq and self.first <= self.last:
             record = self.log.pop(self.first)
             if record.message is not None:
-                self.ids.pop(record.message.id, None)
+                self.forget(record.message)
             self.first += 1
 
 
@@ -95,8 +120,8 @@ class MemoryStore(Store):
                 return Appended(original, duplicate=True)
         state = self._room(room)
         message = draft.message(room, state.last + 1)
-        seq = state.add(_Record(time.time(), message))
-        state.ids[message.id] = seq
+        state.add(_Record(time.time(), message))
+        state.keep(message)
         if key is not None and draft.user is not None:
             keys = self._keys.setdefault(draft.user, collections.OrderedDict())
             keys[key] = (room, message.id, time.time())
@@ -128,7 +153,7 @@ class MemoryStore(Store):
         after: Message | None = apply(message)  # may raise TooManyReactions
         state.log[message.seq].message = after
         if after is None:
-            del state.ids[message_id]
+            state.forget(message)
         seq = state.add(_Record(time.time(), change=kind, target=message_id))
         return Change(_entry(room, seq, kind, message_id, after), after or message)
 
@@ -182,12 +207,12 @@ class MemoryStore(Store):
     async def read_state(self, user: str, room: str, readers: int) -> ReadState:
         state = self._room(room)
         last_read = state.reads.get(user, 0)
-        top = sorted(state.reads.items(), key=lambda item: -item[1])[:readers]
-        return ReadState(last_read, _unread(state, user, last_read), dict(top))
+        top = heapq.nlargest(readers, state.reads.items(), key=lambda item: item[1])
+        return ReadState(last_read, state.unread(user, last_read), dict(top))
 
     async def unread(self, user: str, rooms: Collection[str]) -> dict[str, int]:
         names = set(rooms) | {name for name, s in self._rooms.items() if user in s.reads}
-        return {name: _unread(self._room(name), user, self._room(name).reads.get(user, 0))
+        return {name: self._room(name).unread(user, self._room(name).reads.get(user, 0))
                 for name in sorted(names)}
 
     # -- retention ----------------------------------------------------------------------
@@ -234,8 +259,3 @@ def _entry(room: str, seq: int, kind: str, message_id: str, message: Message | N
     if kind == _EDIT:
         return Entry(seq, log.edit_frame(room, seq, message), False)
     return Entry(seq, log.reactions_frame(room, seq, message.id, message.reactions), False)
-
-
-def _unread(state: _Room, user: str, after: int) -> int:
-    return sum(1 for seq in range(max(after + 1, state.first), state.last + 1)
-               if (m := state.log[seq].message) is not None and m.user != user)

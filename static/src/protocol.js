@@ -10,11 +10,14 @@
 
 var protocol = {
   VERSION: 1,
-  CLIENT_FRAMES: ['auth', 'send', 'join', 'leave', 'typing', 'history', 'read', 'edit', 'remove',
-                  'react', 'ping', 'pong'],
-  SERVER_FRAMES: ['welcome', 'unauthorized', 'messages', 'edit', 'remove', 'reactions', 'reset',
-                  'joined', 'removed', 'presence', 'typing', 'read', 'ack', 'nack', 'ping',
-                  'pong', 'error'],
+  CLIENT_FRAMES: [
+    'auth', 'send', 'join', 'leave', 'typing', 'history', 'read', 'edit', 'remove', 'react',
+    'ping', 'pong'
+  ],
+  SERVER_FRAMES: [
+    'welcome', 'unauthorized', 'messages', 'edit', 'remove', 'reactions', 'reset', 'joined',
+    'removed', 'presence', 'typing', 'read', 'ack', 'nack', 'ping', 'pong', 'error'
+  ],
   CODES: {
     MALFORMED: 4000,
     UNKNOWN_TYPE: 4001,
@@ -36,19 +39,24 @@ var protocol = {
   },
   // After an error frame with one of these codes the server closes the connection.
   FATAL_CODES: [4004, 4005, 4006, 4009, 4012, 4013, 4014],
-  // Sizes both sides check.
+  // Sizes the server enforces: code points of a room name and of an emoji, characters
+  // of a cid, distinct reactions on one message, messages in one history page.
   LIMITS: {ROOM_NAME: 200, CID: 64, EMOJI: 32, REACTIONS: 20, HISTORY: 100}
 };
 
-// The `error` values with which the client itself rejects a send() promise. Not part
-// of the wire format, so not enumerable: the agreement test compares only the above.
+// The `error` values with which the client itself rejects a promise. Not part of the
+// wire format, so not enumerable: the agreement test compares only the above.
 Object.defineProperty(protocol, 'CLIENT_REJECTIONS', {
   enumerable: false,
   value: {
-    NOT_CONNECTED: 'not_connected', // send() while not connected
-    DISCONNECTED: 'disconnected',   // the connection was lost before ack/nack
+    NOT_CONNECTED: 'not_connected', // called in state 'disconnected' (or, for requests
+                                    // that do not wait, while not connected)
+    OUTBOX_FULL: 'outbox_full',     // `outbox` sends already waiting for an answer
+    DISCONNECTED: 'disconnected',   // stopped (or, for requests that do not wait, the
+                                    // connection was lost) before the answer
     INVALID: 'invalid',             // data is not a plain, JSON-encodable object
-    PROTOCOL: 'protocol'            // the server answered the send with an error frame
+    PROTOCOL: 'protocol'            // an error frame answered it, or the client's own
+                                    // check of a room name, emoji, id or number failed
   }
 });
 

@@ -1,124 +1,31 @@
-// Unit tests of the chitchat browser client against a recording fake transport and a
-// fake clock, in a vm context: `node --test static/test/` (no browser, no network).
+// The Client's state machine and transports: attempts, backoff, the watchdog,
+// heartbeat answers, close codes; against a recording fake transport and a fake clock.
 'use strict';
 
 const assert = require('node:assert/strict');
 const test = require('node:test');
-const vm = require('node:vm');
-const {clientSource} = require('../build.js');
+const {flush, tick, load, setup, connected, plain} = require('./fakes.js');
 
-const SOURCE = clientSource();
-
-// A fake clock: timers run only when the test advances time.
-function FakeClock() {
-  this.time = 1000000;
-  this.timers = new Map();
-  this.nextId = 1;
-}
-FakeClock.prototype.setTimeout = function (fn, delay) {
-  const id = this.nextId++;
-  this.timers.set(id, {fn, at: this.time + Math.max(0, delay || 0)});
-  return id;
-};
-FakeClock.prototype.clearTimeout = function (id) {
-  this.timers.delete(id);
-};
-FakeClock.prototype.pending = function () {
-  return [...this.timers.values()].map((t) => t.at - this.time).sort((a, b) => a - b);
-};
-
-// Let promise callbacks (auth, transport creation) run.
-function flush() {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-// Advance the fake clock by ms, running due timers in order (with microtasks between).
-async function tick(clock, ms) {
-  const end = clock.time + ms;
-  for (;;) {
-    await flush();
-    let next = null;
-    for (const [id, t] of clock.timers) if (t.at <= end && (!next || t.at < next[1].at)) next = [id, t];
-    if (!next) break;
-    clock.timers.delete(next[0]);
-    clock.time = Math.max(clock.time, next[1].at);
-    next[1].fn();
-  }
-  clock.time = end;
-  await flush();
-}
-
-// A recording fake transport factory: every attempt is pushed to `made`.
-function fakeTransports() {
-  const made = [];
-  function factory(url, callbacks) {
-    const t = {
-      url, callbacks, sent: [], closed: false,
-      send(text) { if (this.closed) throw new Error('closed'); this.sent.push(JSON.parse(text)); },
-      close() { this.closed = true; },
-      // test-side helpers: what the server does
-      open() { callbacks.onopen(); },
-      receive(frame) { callbacks.onmessage(typeof frame === 'string' ? frame : JSON.stringify(frame)); },
-      drop(info) { this.closed = true; callbacks.onclose(info === undefined ? {code: 1006, reason: 'gone'} : info); },
-      welcome(hb) { this.open(); this.receive({t: 'welcome', user: 'ann', meta: {m: 1}, hb: hb || 1000}); }
-    };
-    made.push(t);
-    return t;
-  }
-  return {made, factory, last: () => made[made.length - 1]};
-}
-
-// A fresh chitchat in its own context: {chitchat, clock, errors, window}.
-function load(opts = {}) {
-  const clock = new FakeClock();
-  const errors = [];
-  const context = {
-    Date: {now: () => clock.time},
-    Math: Object.assign(Object.create(Math), {random: () => (opts.random !== undefined ? opts.random : 1)}),
-    setTimeout: (fn, d) => clock.setTimeout(fn, d),
-    clearTimeout: (id) => clock.clearTimeout(id),
-    URL,
-    console
-  };
-  context.window = context;
-  context.location = {href: opts.href || 'http://example.com/app/page'};
-  vm.createContext(context);
-  vm.runInContext(SOURCE, context);
-  return {chitchat: context.chitchat, clock, errors, window: context};
-}
-
-// A client on a fake transport, with every event recorded in order.
-function setup(options = {}, loadOpts = {}) {
-  const env = load(loadOpts);
-  const transports = fakeTransports();
-  const client = new env.chitchat.Client('/chat', Object.assign({transport: transports.factory}, options));
-  const events = [];
-  for (const name of ['connect', 'disconnect', 'reconnect', 'unauthorized', 'messages', 'error']) {
-    client.on(name, (arg) => events.push([name, arg]));
-  }
-  return Object.assign(env, {client, transports, events});
-}
-
-async function connected(options) {
-  const env = setup(options);
-  env.client.connect();
-  await flush();
-  env.transports.last().welcome();
-  env.events.length = 0;
-  return env;
-}
-
-const plain = (value) => JSON.parse(JSON.stringify(value));
-
-test('protocol constants have the agreed shape and the client rejection reasons', () => {
+test('protocol constants are exactly the agreed ones, with the client rejection reasons', () => {
   const p = require('../src/protocol.js');
   assert.deepEqual(Object.keys(p), ['VERSION', 'CLIENT_FRAMES', 'SERVER_FRAMES', 'CODES', 'FATAL_CODES', 'LIMITS']);
-  assert.equal(p.VERSION, 1);
-  assert.equal(p.CODES.MALFORMED, 4000);
-  assert.equal(p.CODES.HEARTBEAT_TIMEOUT, 4009);
-  assert.deepEqual(p.FATAL_CODES, [4004, 4005, 4006, 4009, 4012, 4013, 4014]);
-  assert.equal(p.CLIENT_REJECTIONS.NOT_CONNECTED, 'not_connected');
-  assert.ok(Object.isFrozen(p.CODES));
+  assert.deepEqual(plain(p), {
+    VERSION: 1,
+    CLIENT_FRAMES: ['auth', 'send', 'join', 'leave', 'typing', 'history', 'read', 'edit', 'remove', 'react', 'ping', 'pong'],
+    SERVER_FRAMES: ['welcome', 'unauthorized', 'messages', 'edit', 'remove', 'reactions', 'reset', 'joined', 'removed',
+                    'presence', 'typing', 'read', 'ack', 'nack', 'ping', 'pong', 'error'],
+    CODES: {MALFORMED: 4000, UNKNOWN_TYPE: 4001, TOO_LARGE: 4002, NOT_AUTHORIZED: 4003, ORIGIN_REFUSED: 4004,
+            AUTH_TIMEOUT: 4005, UNSUPPORTED_VERSION: 4006, INVALID: 4007, ALREADY_AUTHORIZED: 4008,
+            HEARTBEAT_TIMEOUT: 4009, FLOODED: 4010, TOO_DEEP: 4011, FLOOD_CLOSED: 4012, TOO_MANY_CONNECTIONS: 4013,
+            RESTARTING: 4014, BAD_ROOM: 4015, NOT_JOINED: 4016},
+    FATAL_CODES: [4004, 4005, 4006, 4009, 4012, 4013, 4014],
+    LIMITS: {ROOM_NAME: 200, CID: 64, EMOJI: 32, REACTIONS: 20, HISTORY: 100}
+  });
+  assert.deepEqual(plain(p.CLIENT_REJECTIONS), {
+    NOT_CONNECTED: 'not_connected', OUTBOX_FULL: 'outbox_full', DISCONNECTED: 'disconnected',
+    INVALID: 'invalid', PROTOCOL: 'protocol'
+  });
+  assert.ok(Object.isFrozen(p.CODES) && Object.isFrozen(p.LIMITS));
 });
 
 test('a client does not connect until connect() and sends auth first on open', async () => {
@@ -137,30 +44,6 @@ test('a client does not connect until connect() and sends auth first on open', a
   t.receive({t: 'welcome', user: 'ann', meta: {role: 'x'}, hb: 1000});
   assert.deepEqual(plain(events), [['connect', {user: 'ann', meta: {role: 'x'}}]]);
   assert.ok(client.isConnected());
-});
-
-test('send resolves on ack, rejects on nack, error frame, loss, and when not connected', async () => {
-  const {client, transports} = await connected();
-  const t = transports.last();
-  const p1 = client.send({text: 'a'});
-  const p2 = client.send({text: 'b'});
-  assert.deepEqual(t.sent.slice(1), [{t: 'send', ref: 1, data: {text: 'a'}}, {t: 'send', ref: 2, data: {text: 'b'}}]);
-  const msg = {id: 'm1', user: 'ann', data: {text: 'a'}, ts: 5};
-  t.receive({t: 'ack', ref: 1, msg});
-  t.receive({t: 'nack', ref: 2, meta: {why: 'no'}});
-  assert.deepEqual(plain(await p1), msg);
-  await assert.rejects(p2, (e) => (assert.deepEqual(plain(e), {why: 'no'}), true));
-  const p3 = client.send({text: 'c'});
-  t.receive({t: 'error', code: 4010, reason: 'flooded', fatal: false, ref: 3});
-  await assert.rejects(p3, (e) => (assert.deepEqual(plain(e), {error: 'protocol', code: 4010, reason: 'flooded'}), true));
-  await assert.rejects(client.send('text'), (e) => e.error === 'invalid');
-  await assert.rejects(client.send([1]), (e) => e.error === 'invalid');
-  const cyclic = {}; cyclic.self = cyclic;
-  await assert.rejects(client.send(cyclic), (e) => e.error === 'invalid');
-  const p4 = client.send({text: 'd'});
-  t.drop();
-  await assert.rejects(p4, (e) => (assert.deepEqual(plain(e), {error: 'disconnected'}), true));
-  await assert.rejects(client.send({text: 'e'}), (e) => (assert.deepEqual(plain(e), {error: 'not_connected'}), true));
 });
 
 test('a lost connection emits disconnect and reconnect once per outage, with full-jitter backoff', async () => {
@@ -217,7 +100,7 @@ test('a string close reason from a custom transport becomes {code: 0, reason}', 
   assert.deepEqual(plain(events[1]), ['error', {code: 0, reason: 'refused'}]);
 });
 
-test('messages already delivered are dropped, also across reconnects', async () => {
+test('pushes (room null) already delivered are dropped by id, also across reconnects', async () => {
   const {transports, events, clock} = await connected();
   const m = (id) => ({id, user: 'ann', data: {n: id}, ts: 1});
   transports.last().receive({t: 'messages', list: [m('a'), m('b')]});
@@ -231,7 +114,7 @@ test('messages already delivered are dropped, also across reconnects', async () 
   assert.deepEqual(delivered, [['a', 'b'], ['c'], ['d']]);
 });
 
-test('the set of delivered ids is bounded: the oldest is forgotten first', async () => {
+test('the set of delivered push ids is bounded: the oldest is forgotten first', async () => {
   const {transports, events} = await connected();
   const list = [];
   for (let i = 0; i <= 10000; i++) list.push({id: 'id' + i, user: null, data: {}, ts: 0});
@@ -278,6 +161,69 @@ test('error 4009 from the server is a lost connection', async () => {
   ]);
   assert.ok(client.isReconnecting());
   assert.ok(transports.last().closed);
+});
+
+test('4014 restarting: reconnects after a random delay in [0, retry), with no error event', async () => {
+  for (const [random, delay] of [[0, 0], [0.5, 4000], [0.999, 7992]]) {
+    const {client, transports, events, clock} = await connected({minDelay: 100}, {}, {random});
+    transports.last().receive({t: 'error', code: 4014, reason: 'restarting', fatal: true, retry: 8000});
+    transports.last().drop();  // the server's close that follows: ignored
+    assert.deepEqual(plain(events), [['disconnect', 'restarting'], ['reconnect', 'restarting']]);
+    assert.ok(client.isReconnecting());
+    assert.deepEqual(clock.pending(), [delay]);
+    await tick(clock, delay);
+    assert.equal(transports.made.length, 2);
+    transports.last().drop({code: 1002, reason: 'still down'});
+    // The restart was no failure: the backoff that follows starts at minDelay.
+    assert.deepEqual(clock.pending().map(Math.round), [Math.round(100 * random)]);
+  }
+});
+
+test('4014 without retry falls back on the backoff', async () => {
+  const {transports, events, clock} = await connected({minDelay: 300});
+  transports.last().receive({t: 'error', code: 4014, reason: 'restarting', fatal: true});
+  assert.deepEqual(clock.pending(), [300]);
+  assert.deepEqual(plain(events).map((e) => e[0]), ['disconnect', 'reconnect']);
+});
+
+test('4012 flood closed: an error, then a retry only after half to all of maxDelay', async () => {
+  for (const [random, delay] of [[0, 10000], [0.5, 15000], [0.999, 19990]]) {
+    const {client, transports, events, clock} = await connected({maxDelay: 20000}, {}, {random});
+    transports.last().receive({t: 'error', code: 4012, reason: 'kept flooding', fatal: true});
+    assert.deepEqual(plain(events), [
+      ['disconnect', 'flood_closed'], ['reconnect', 'flood_closed'], ['error', {code: 4012, reason: 'kept flooding'}],
+    ]);
+    assert.deepEqual(clock.pending(), [delay]);
+    await tick(clock, delay - 1);
+    assert.equal(transports.made.length, 1);
+    await tick(clock, 1);
+    assert.equal(transports.made.length, 2);
+    assert.ok(client.isReconnecting());
+  }
+});
+
+test('4013 too many connections: an error each time, with the growing backoff', async () => {
+  const {client, transports, events, clock} = await connected({minDelay: 100, maxDelay: 1000});
+  transports.last().receive({t: 'error', code: 4013, reason: 'cap', fatal: true});
+  for (const delay of [100, 200, 400]) {
+    assert.deepEqual(clock.pending(), [delay]);
+    await tick(clock, delay);
+    transports.last().open();
+    transports.last().receive({t: 'error', code: 4013, reason: 'cap', fatal: true});
+  }
+  assert.deepEqual(plain(events).map((e) => e.join(':')), [
+    'disconnect:too_many_connections', 'reconnect:too_many_connections', 'error:[object Object]',
+    'error:[object Object]', 'error:[object Object]', 'error:[object Object]',
+  ]);
+  assert.deepEqual(plain(events[2][1]), {code: 4013, reason: 'cap'});
+  assert.ok(client.isReconnecting());
+});
+
+test('an unknown code with fatal: true stops for good', async () => {
+  const {client, transports, clock} = await connected();
+  transports.last().receive({t: 'error', code: 4999, reason: 'new', fatal: true});
+  assert.ok(client.isDisconnected());
+  assert.deepEqual(clock.pending(), []);
 });
 
 test('a non-fatal error is reported and the connection stays up', async () => {
@@ -414,33 +360,6 @@ test('off() removes a handler; unknown events are refused', () => {
   assert.throws(() => client.on('messages', 'nope'), {name: 'TypeError'});
 });
 
-test('module-level API: handlers queued before connect, acting on the last client', async () => {
-  const {chitchat, window} = load();
-  const made = [];
-  const factory = (url, cb) => { const t = fakeTransports(); const x = t.factory(url, cb); made.push(x); return x; };
-  const seen = [];
-  const onConnect = (info) => seen.push(info.user);
-  chitchat.on('connect', onConnect);
-  assert.equal(chitchat.state(), 'disconnected');
-  await assert.rejects(chitchat.send({a: 1}), (e) => e.error === 'not_connected');
-  const c1 = chitchat.connect('/chat', {transport: factory});
-  assert.ok(c1 instanceof chitchat.Client);
-  await flush();
-  made[0].welcome();
-  assert.deepEqual(seen, ['ann']);
-  assert.ok(chitchat.isConnected());
-  const c2 = chitchat.connect('/chat', {transport: factory});
-  assert.ok(c1.isDisconnected() && made[0].closed, 'the previous module-level client is closed');
-  await flush();
-  made[1].welcome();
-  assert.deepEqual(seen, ['ann', 'ann']);
-  chitchat.off('connect', onConnect);
-  chitchat.disconnect();
-  assert.ok(c2.isDisconnected());
-  assert.equal(window.chitchat.version, '0.1.0');
-  assert.equal(chitchat.protocol.VERSION, 1);
-});
-
 test('websocket transport: <url>/ws with the scheme of the page', async () => {
   for (const [href, url, expected] of [
     ['https://example.com/app/', '/chat', 'wss://example.com/chat/ws'],
@@ -474,5 +393,7 @@ test('bad options are refused at construction', () => {
   assert.throws(() => new chitchat.Client('/chat', {transport: 'carrier-pigeon'}), {name: 'TypeError'});
   assert.throws(() => new chitchat.Client('/chat', {timeout: 0}), {name: 'TypeError'});
   assert.throws(() => new chitchat.Client('/chat', {minDelay: -1}), {name: 'TypeError'});
+  assert.throws(() => new chitchat.Client('/chat', {outbox: 0}), {name: 'TypeError'});
+  assert.throws(() => new chitchat.Client('/chat', {outbox: 1.5}), {name: 'TypeError'});
   assert.throws(() => new chitchat.Client(), {name: 'TypeError'});
 });
