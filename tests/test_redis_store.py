@@ -6,8 +6,10 @@ the append itself, send keys with a time to live, the server checks, and errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,6 +22,16 @@ from chitchat.log import Draft
 from chitchat.store import Retention
 
 _n = iter(range(10**9))
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str, **options: Any) -> AsyncIterator[chitchat.RedisStore]:
+    store = chitchat.RedisStore(url, **options)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def draft(user: str | None = "ann", text: str = "hi") -> Draft:
@@ -49,9 +61,7 @@ async def test_two_connections_appending_at_once_get_one_contiguous_log(
 
 @pytest.mark.gen_test
 async def test_a_flushed_redis_gives_every_room_a_new_epoch(own_redis: RedisServer) -> None:
-    store = chitchat.RedisStore(own_redis.url)
-    await store.start()
-    try:
+    async with opened(own_redis.url) as store:
         await store.append("a", draft())
         before = await store.position("a")
         client = aioredis.from_url(own_redis.url)
@@ -60,15 +70,11 @@ async def test_a_flushed_redis_gives_every_room_a_new_epoch(own_redis: RedisServ
         after = await store.position("a")
         assert after.epoch != before.epoch and (after.first, after.last) == (1, 0)
         assert (await store.append("a", draft())).message.seq == 1
-    finally:
-        await store.close()
 
 
 @pytest.mark.gen_test
 async def test_acknowledged_appends_survive_a_killed_redis(own_redis: RedisServer) -> None:
-    store = chitchat.RedisStore(own_redis.url)
-    await store.start()
-    try:
+    async with opened(own_redis.url) as store:
         sent = [(await store.append("a", draft(), key=f"k{n}")).message for n in range(20)]
         epoch = (await store.position("a")).epoch
         own_redis.restart()  # SIGKILL: only the append-only file remains
@@ -76,16 +82,12 @@ async def test_acknowledged_appends_survive_a_killed_redis(own_redis: RedisServe
         assert (position.epoch, position.last) == (epoch, 20)
         assert [e.text for e in entries] == [m.raw for m in sent]
         assert (await store.append("a", draft(), key="k3")).duplicate
-    finally:
-        await store.close()
 
 
 @pytest.mark.gen_test
 async def test_the_append_itself_keeps_the_retention_count(redis_url: str,
                                                            redis_prefix: str) -> None:
-    store = chitchat.RedisStore(redis_url, prefix=redis_prefix, capacity=5)
-    await store.start()
-    try:
+    async with opened(redis_url, prefix=redis_prefix, capacity=5) as store:
         messages = [(await store.append("a", draft())).message for _ in range(12)]
         position = await store.position("a")
         assert (position.first, position.last) == (8, 12)  # no trim() ran
@@ -97,8 +99,6 @@ async def test_the_append_itself_keeps_the_retention_count(redis_url: str,
         assert await client.hlen(f"{redis_prefix}:{{a}}:log") == 5
         assert await client.hlen(f"{redis_prefix}:{{a}}:ids") == 5
         await client.aclose()
-    finally:
-        await store.close()
 
 
 @pytest.mark.gen_test
@@ -122,9 +122,7 @@ async def test_send_keys_live_as_long_as_the_dedup_window(redis_url: str,
 @pytest.mark.gen_test
 async def test_odd_room_and_user_names_never_share_keys(redis_url: str,
                                                         redis_prefix: str) -> None:
-    store = chitchat.RedisStore(redis_url, prefix=redis_prefix)
-    await store.start()
-    try:
+    async with opened(redis_url, prefix=redis_prefix) as store:
         rooms = ["a", "a}:log", "a}", "{a}", "a:b", "☃ {x}"]
         users = ["u", "u}:own", "u0000000000000001", "000001u", ":"]
         for i, room in enumerate(rooms):
@@ -141,8 +139,6 @@ async def test_odd_room_and_user_names_never_share_keys(redis_url: str,
             await store.mark_read("u", room, len(users))
         assert (await store.unread("u", [])) == dict.fromkeys(rooms, 0)
         assert (await store.unread("u}:own", rooms)) == dict.fromkeys(rooms, len(users) - 1)
-    finally:
-        await store.close()
 
 
 @pytest.mark.gen_test
