@@ -9,6 +9,7 @@ Tests that restart or reconfigure Redis start a ``RedisServer`` of their own.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import shutil
 import signal
@@ -111,3 +112,9 @@ def stop_shared() -> None:
 def prefix() -> str:
     """A key prefix no other test uses."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+def path_prefix(path: object) -> str:
+    """A key prefix standing for a directory (the store contract's ``Kind.make(path)``:
+    the same directory, the same data; another directory, an empty store)."""
+    return "t" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
