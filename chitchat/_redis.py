@@ -142,9 +142,13 @@ def engine(url: str, settings: Settings, broker: Broker | None, store: Store | N
     from .stores.redis import RedisStore
 
     load()  # fail now, at construction, if redis-py is missing
-    return (broker if broker is not None else RedisBroker(url),
+    # Built together, the store publishes each entry from the script that makes it and
+    # the broker leaves those out: one round trip per send instead of two.
+    together = broker is None and store is None
+    return (broker if broker is not None else RedisBroker(url, store_publishes=together),
             store if store is not None else RedisStore(
-                url, capacity=settings.retention.count, dedup_window=settings.dedup_window),
+                url, capacity=settings.retention.count, dedup_window=settings.dedup_window,
+                publish=together),
             presence if presence is not None else RedisPresence(url))
 
 

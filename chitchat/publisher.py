@@ -9,9 +9,8 @@ A published message takes the path of ``Chat.publish`` (``RoomLog.post``: the ro
 next seq in the store, then the room's channel), so it is kept, ordered and delivered
 like any other; a push takes the path of ``chat.message(user, payload)``. Errors are
 raised, never swallowed: ``ValueError``/``TypeError`` for a bad room or payload,
-``BackendError`` when Redis fails (the message was not stored). Once a message is
-stored it counts as sent: if only the publish after it fails, every process finds it
-in the store when its broker connection is back (as with ``Chat.publish``).
+``BackendError`` when Redis fails (the message was not stored: the script that stores
+it also publishes it, so a stored message is also on its way).
 """
 
 from __future__ import annotations
@@ -40,8 +39,8 @@ class Publisher:
     def __init__(self, redis_url: str, *, prefix: str = "chitchat",
                  capacity: int | None = 10_000, dedup_window: float = 24 * 3600.0) -> None:
         self._store = RedisStore(redis_url, prefix=prefix, capacity=capacity,
-                                 dedup_window=dedup_window)
-        self._broker = RedisBroker(redis_url, prefix=prefix)
+                                 dedup_window=dedup_window, publish=True)
+        self._broker = RedisBroker(redis_url, prefix=prefix, store_publishes=True)
         self._node = Node(self._broker, self._store)
         settings = Settings.build()
         # No local connections, so typing and receipts have nothing to tell anyone;

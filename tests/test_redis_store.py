@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from conftest import eventually
 from redisutil import RedisServer
 
 import chitchat
-from chitchat import jsonsafe
+from chitchat import _resp, channels, jsonsafe
 from chitchat.log import Draft
 from chitchat.store import Retention
 
@@ -199,3 +200,26 @@ def test_a_bad_url_is_refused_at_construction() -> None:
     for make in (chitchat.RedisStore, chitchat.RedisBroker, chitchat.RedisPresence):
         with pytest.raises(chitchat.ConfigurationError, match="not a Redis URL"):
             make("http://127.0.0.1:6379/0")
+
+
+@pytest.mark.gen_test
+async def test_a_publishing_store_publishes_each_entry_from_its_script(
+        redis_url: str, redis_prefix: str) -> None:
+    got: list[Any] = []
+    subscriber = await _resp.Subscriber.open(redis_url, got.append)
+    subscriber.send("SUBSCRIBE", f"{redis_prefix}:r:a")
+    try:
+        async with opened(redis_url, prefix=redis_prefix, publish=True) as store:
+            await eventually(lambda: len(got) == 1)  # subscribed
+            message = (await store.append("a", draft(), key="k")).message
+            again = await store.append("a", draft(), key="k")  # a duplicate: no entry
+            edit = await store.edit("a", message.id, {"t": 1}, '{"t":1}', 5)
+            react = await store.react("a", message.id, "bob", "👍", 20)
+            remove = await store.remove("a", message.id)
+            assert again.duplicate and edit and react and remove
+            expected = [channels.entry(1, message.raw, True)] + [
+                channels.entry(c.entry.seq, c.entry.text, False) for c in (edit, react, remove)]
+            await eventually(lambda: len(got) == 5)
+            assert [push[2] for push in got[1:]] == expected
+    finally:
+        subscriber.close()

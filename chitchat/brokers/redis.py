@@ -20,7 +20,7 @@ import random
 import secrets
 from typing import Any
 
-from .. import _redis, _resp
+from .. import _redis, _resp, channels
 from .._tasks import spawn
 from ..broker import Broker, Deliver, Resumed
 from ..errors import BackendError
@@ -44,15 +44,19 @@ class RedisBroker(Broker):
     ``ping_every``: seconds of silence after which the subscriber connection is pinged
     (three silent intervals in a row count as a lost connection: a hung server).
     ``publish`` works without ``start`` (a ``Publisher`` only publishes).
+    ``store_publishes``: a ``RedisStore(publish=True)`` of the same prefix publishes the
+    rooms' log entries from its scripts, so ``publish`` leaves those out.
     """
 
     def __init__(self, url: str, *, prefix: str = "chitchat",
-                 backoff: tuple[float, float] = (0.05, 2.0), ping_every: float = 5.0) -> None:
+                 backoff: tuple[float, float] = (0.05, 2.0), ping_every: float = 5.0,
+                 store_publishes: bool = False) -> None:
         _redis.check_url(url)
         self.url = url
         self.prefix = prefix
         self._backoff = backoff
         self._ping_every = ping_every
+        self._store_publishes = store_publishes
         self._connection: _resp.Connection | None = None
         self._channels: set[str] = set()
         self._deliver: Deliver | None = None
@@ -99,6 +103,9 @@ class RedisBroker(Broker):
             await connection.close()
 
     async def publish(self, channel: str, payload: str) -> None:
+        if (self._store_publishes and channel.startswith("r:")
+                and payload[:1] in (channels.MESSAGE, channels.ENTRY)):
+            return  # the store's script published this entry when it made it
         try:
             await self._redis().call("PUBLISH", self._name(channel), payload)
         except _redis.failures() as exc:

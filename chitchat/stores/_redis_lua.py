@@ -101,7 +101,8 @@ end
 
 # KEYS[8] the send key, KEYS[9] the send keys' index (zset: "<author part><key>" ->
 # time). ARGV[5] id, [6] head, [7] tail, [8] author part ('' for none), [9] the send
-# key ('' for none), [10] its time to live (s), [11] the key prefix.
+# key ('' for none), [10] its time to live (s), [11] the key prefix, [12] the room's
+# channel to publish the entry on ('' for none).
 # Returns {seq} for a new message, {0, json} for a duplicate.
 APPEND = PRELUDE + r"""
 ensure()
@@ -114,7 +115,8 @@ if cid ~= '' then
   end
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'last', 1)
-redis.call('HSET', KEYS[2], seq, record('m', ARGV[3], ARGV[5], ARGV[6] .. seq .. ARGV[7]))
+local raw = ARGV[6] .. seq .. ARGV[7]
+redis.call('HSET', KEYS[2], seq, record('m', ARGV[3], ARGV[5], raw))
 redis.call('HSET', KEYS[3], ARGV[5], seq .. '|' .. author)
 redis.call('ZADD', KEYS[4], seq, seq)
 if author ~= '' then redis.call('ZADD', KEYS[5], 0, author .. pad(seq)) end
@@ -123,11 +125,14 @@ if cid ~= '' then
   redis.call('ZADD', KEYS[9], ARGV[3], author .. cid)
 end
 cap(tonumber(ARGV[4]), seq)
+if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[12], 'm' .. seq .. '|' .. raw) end
 return {seq}
 """
 
 # An edit or a change of reactions, if the message is still as the caller read it.
-# ARGV[5] id, [6] kind ('e' or 'r'), [7] the JSON the caller read, [8] the new JSON.
+# ARGV[5] id, [6] kind ('e' or 'r'), [7] the JSON the caller read, [8] the new JSON,
+# [9] the room's channel ('' for none), [10] and [11] the entry's frame before and
+# after its seq.
 # Returns nil (no such message), {0, json now} (it changed meanwhile: compute again)
 # or {seq of the change entry}.
 CHANGE = PRELUDE + r"""
@@ -140,10 +145,15 @@ redis.call('HSET', KEYS[2], seq, record('m', ts, id, ARGV[8]))
 local at = redis.call('HINCRBY', KEYS[1], 'last', 1)
 redis.call('HSET', KEYS[2], at, record(ARGV[6], ARGV[3], id, ''))
 cap(tonumber(ARGV[4]), at)
+if ARGV[9] ~= '' then
+  redis.call('PUBLISH', ARGV[9], 'e' .. at .. '|' .. ARGV[10] .. at .. ARGV[11])
+end
 return {at}
 """
 
-# ARGV[5] id. Returns nil or {seq of the remove entry, the message's JSON before}.
+# ARGV[5] id, [6] the room's channel ('' for none), [7] and [8] the entry's frame
+# before and after its seq. Returns nil or {seq of the remove entry, the message's
+# JSON before}.
 REMOVE = PRELUDE + r"""
 if not redis.call('HGET', KEYS[3], ARGV[5]) then return nil end
 local seq = unindex(ARGV[5])
@@ -152,6 +162,9 @@ redis.call('HSET', KEYS[2], seq, record('d', ts, id, ''))
 local at = redis.call('HINCRBY', KEYS[1], 'last', 1)
 redis.call('HSET', KEYS[2], at, record('x', ARGV[3], id, ''))
 cap(tonumber(ARGV[4]), at)
+if ARGV[6] ~= '' then
+  redis.call('PUBLISH', ARGV[6], 'e' .. at .. '|' .. ARGV[7] .. at .. ARGV[8])
+end
 return {at, payload}
 """
 

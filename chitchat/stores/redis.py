@@ -23,7 +23,7 @@ import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from .. import _redis, _resp, log
+from .. import _redis, _resp, channels, log
 from .._redis import room_key, translated, user_part
 from ..errors import ConfigurationError
 from ..log import Draft, Entry, Position
@@ -54,12 +54,16 @@ class RedisStore(Store):
     ``capacity``: entries kept per room (the oldest go as new ones come, in the same
     script; None: no limit). ``dedup_window``: seconds a send key is kept (its time to
     live). ``Chat(redis=url)`` passes the Chat's ``retention`` count and
-    ``dedup_window``. Scripts assume one Redis server (not Cluster): a send key may
-    name a message of any room.
+    ``dedup_window``. ``publish``: each script that makes an entry also publishes it on
+    the room's channel (one round trip per send, and a room's entries published in seq
+    order); the ``RedisBroker`` of the same prefix must then be made with
+    ``store_publishes=True`` so that it does not publish them again. ``Chat(redis=url)``
+    sets both. Scripts assume one Redis server (not Cluster): a send key may name a
+    message of any room.
     """
 
     def __init__(self, url: str, *, prefix: str = "chitchat", capacity: int | None = 10_000,
-                 dedup_window: float = 24 * 3600.0) -> None:
+                 dedup_window: float = 24 * 3600.0, publish: bool = False) -> None:
         if capacity is not None and capacity < 1:
             raise ConfigurationError("RedisStore capacity must be at least 1 (or None)")
         if not dedup_window > 0:
@@ -69,6 +73,7 @@ class RedisStore(Store):
         self.prefix = prefix
         self._capacity = capacity or 0
         self._ttl = max(1, math.ceil(dedup_window))
+        self._publish = publish
         self._connection: Connection | None = None
 
     # -- plumbing -----------------------------------------------------------------------
@@ -81,6 +86,9 @@ class RedisStore(Store):
     def _keys(self, room: str) -> list[str]:
         return [*(room_key(self.prefix, room, part) for part in _ROOM_PARTS),
                 f"{self.prefix}:rooms"]
+
+    def _channel(self, room: str) -> str:
+        return f"{self.prefix}:{channels.room_channel(room)}" if self._publish else ""
 
     def _send_key(self, user: str, key: str) -> str:
         return f"{self.prefix}:sk:{user_part(user)}{key}"
@@ -120,7 +128,8 @@ class RedisStore(Store):
         async with translated("append"):
             result = await self._run(
                 "APPEND", room, draft.id, draft.head(room), draft.tail(), author, key or "",
-                self._ttl, self.prefix, extra=[send_key, f"{self.prefix}:skz"])
+                self._ttl, self.prefix, self._channel(room),
+                extra=[send_key, f"{self.prefix}:skz"])
         if result[0] == 0:
             return Appended(log.message_from_json(result[1]), duplicate=True)
         return Appended(draft.message(room, int(result[0])))
@@ -141,23 +150,27 @@ class RedisStore(Store):
             if message is None:
                 return None
             after: Message = apply(message)  # may raise TooManyReactions
+
+            def frame(seq: int, after: Message = after) -> str:
+                return (log.edit_frame(room, seq, after) if kind == "e" else
+                        log.reactions_frame(room, seq, message_id, after.reactions))
+
             async with translated("a change of a message"):
                 result = await self._run("CHANGE", room, message_id, kind, message.raw,
-                                         after.raw)
+                                         after.raw, self._channel(room), *_around_seq(frame(0)))
             if result is None:
                 return None
             if result[0] != 0:
                 seq = int(result[0])
-                text = (log.edit_frame(room, seq, after) if kind == "e" else
-                        log.reactions_frame(room, seq, message_id, after.reactions))
-                return Change(Entry(seq, text, False), after)
+                return Change(Entry(seq, frame(seq), False), after)
             message = log.message_from_json(result[1])  # changed meanwhile: again
         raise RuntimeError(f"message {message_id!r} kept changing under {CHANGE_ATTEMPTS} "
                            "attempts to change it")
 
     async def remove(self, room: str, message_id: str) -> Change | None:
         async with translated("remove"):
-            result = await self._run("REMOVE", room, message_id)
+            result = await self._run("REMOVE", room, message_id, self._channel(room),
+                                     *_around_seq(log.remove_frame(room, 0, message_id)))
         if result is None:
             return None
         seq = int(result[0])
@@ -259,6 +272,14 @@ class RedisStore(Store):
             more = await asyncio.gather(*[self._redis().script(
                 script, self._keys(room), [count, cutoff, TRIM_BATCH]) for room in rooms])
             rooms = [room for room, again in zip(rooms, more, strict=True) if again]
+
+
+def _around_seq(frame: str) -> tuple[str, str]:
+    """A frame made with seq 0, cut around that seq (the script puts the real one in).
+    The first ``,"seq":0`` is the frame's own: before it stand only its type and the room,
+    a JSON string, in which a quote is always escaped."""
+    head, tail = frame.split(',"seq":0', 1)
+    return head + ',"seq":', tail
 
 
 def log_stale(exc: BaseException) -> None:
