@@ -20,6 +20,7 @@ from .presence import MemoryPresence, PresenceBackend
 from .router import ChatRouter
 from .store import Retention, Store
 from .stores.memory import MemoryStore
+from .stores.sqlite import SQLiteStore
 from .transports.base import Connection, RequestInfo, Transport
 from .transports.sockjs import ChitchatConnection
 from .user import Message, User
@@ -46,6 +47,7 @@ __all__ = [
     "ProtocolError",
     "RequestInfo",
     "Retention",
+    "SQLiteStore",
     "Store",
     "Transport",
     "User",
