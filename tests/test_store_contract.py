@@ -146,6 +146,21 @@ async def test_an_acknowledged_append_is_seen_by_a_store_opened_after_it(
 
 
 @pytest.mark.gen_test
+async def test_two_stores_on_the_same_data_share_one_log(
+        store: Store, kind: Kind, tmp_path: Path) -> None:
+    if not kind.persistent:
+        pytest.skip("this store keeps nothing beyond itself")
+    other = await started(kind, tmp_path)  # as another process would
+    try:
+        results = await asyncio.gather(*[(store, other)[n % 2].append("a", draft("ann"))
+                                         for n in range(100)])
+        assert sorted(r.message.seq for r in results) == list(range(1, 101))
+        assert seqs((await other.read_after("a", 0, 1000))[1]) == list(range(1, 101))
+    finally:
+        await other.close()
+
+
+@pytest.mark.gen_test
 async def test_a_message_is_stored_as_the_json_log_builds(store: Store) -> None:
     data = {"text": "héllo ✓", "n": [1, 2.5, None, True], "deep": {"k": "v"}}
     appended = await store.append("a", Draft("m-json", "ann", data, jsonsafe.dumps(data), 7))

@@ -8,10 +8,11 @@ and only then resolves the callers' futures, in queue order, with one
 queue up and become the next batch: the more callers, the fewer commits per operation.
 The event loop never waits on the disk.
 
-If the transaction itself fails (``BEGIN``/``COMMIT`` fails, or an error makes SQLite
-roll the whole transaction back), every operation of the batch fails and nothing of it
-is kept: no caller was answered yet, and nothing (no seq counter) lives outside the
-database, so the log has no hole.
+If ``BEGIN`` or ``COMMIT`` fails (the database is locked or full, an I/O error), every
+operation of the batch fails and nothing of it is kept: no caller was answered yet, and
+nothing (no seq counter) lives outside the database, so the log has no hole. If an
+operation's error makes SQLite roll the whole transaction back, the batch's operations
+run again one transaction each, so that only the one at fault fails.
 """
 
 from __future__ import annotations
@@ -154,10 +155,12 @@ class Worker:
             for op in batch:
                 results.append(_apply(connection, op))
                 if not connection.in_transaction:
-                    # An error made SQLite roll the whole transaction back.
-                    error = results[-1][2]
-                    raise error if isinstance(error, sqlite3.Error) else sqlite3.OperationalError(
-                        "the transaction was rolled back")
+                    # This operation's error made SQLite roll the whole transaction
+                    # back: the others go again, each in a transaction of its own.
+                    if len(batch) > 1:
+                        return [r for op in batch for r in self._commit(connection, [op])]
+                    error = results[-1][2] or sqlite3.OperationalError("rolled back")
+                    return [(op.future, None, error)]
             connection.execute("COMMIT")
         except Exception as exc:  # sqlite3.Error, or a bug: no caller may wait forever
             if connection.in_transaction:

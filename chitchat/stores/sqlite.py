@@ -107,6 +107,9 @@ class SQLiteStore(Store):
                 raise ConfigurationError(f"{self.path}: SQLite refused WAL mode ({mode})")
             connection.execute(f"PRAGMA synchronous = {self._synchronous}")
             connection.execute("PRAGMA busy_timeout = 5000")
+            # What is removed, edited over or trimmed is overwritten, not left in free
+            # space: a removed message's content is gone from the file.
+            connection.execute("PRAGMA secure_delete = ON")
             _migrate(connection, self.path)
         except BaseException:
             connection.close()
