@@ -5,6 +5,7 @@ newcomer (history) and for a client that comes back with ``since`` (recovery, no
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,26 @@ def connect(transport: str, io_loop: Any) -> Iterator[Any]:
     io_loop.run_sync(close_all)
 
 
+def children(server: ServerProcess) -> list[int]:
+    assert server.proc is not None
+    with open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children") as f:
+        return [int(pid) for pid in f.read().split()]
+
+
+async def ended(pid: int, timeout: float = 10.0) -> bool:
+    """Whether process ``pid`` ends (or is a zombie nobody reaps) within ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def request(client: Any, frame: dict[str, Any]) -> Any:
     """Send ``frame`` and return its answer, which must be an ack."""
     client.send(frame)
@@ -113,7 +134,10 @@ async def test_a_killed_server_restarted_on_its_file_keeps_every_acknowledged_en
     m2 = (await request(ann, {"t": "edit", "ref": 9, "room": "main", "id": m[2]["id"],
                               "data": {"text": "message 2, edited"}}))["msg"]
     await request(ann, {"t": "remove", "ref": 10, "room": "main", "id": m[5]["id"]})
+    helpers = children(server)  # the store's helper process
+    assert len(helpers) == 1
     server.kill()  # SIGKILL, right after the last ack
+    assert await ended(helpers[0])  # its input closed: it finished and left, no orphan
 
     _, url = servers()
     cyd = await connect(url, "cyd")
