@@ -7,10 +7,11 @@ directory, and whether a second store on the same directory sees the first's dat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,21 @@ async def started(kind: Kind, path: Path) -> Store:
     made = kind.make(path)
     await made.start()
     return made
+
+
+@contextlib.asynccontextmanager
+async def another(kind: Kind, path: Path) -> AsyncIterator[Store]:
+    """Another store of ``kind`` on ``path``, closed after the block."""
+    made = await started(kind, path)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+def needs_persistence(kind: Kind) -> None:
+    if not kind.persistent:
+        pytest.skip("this store keeps nothing beyond itself")
 
 
 _ids = itertools.count(1)
@@ -113,51 +129,37 @@ async def test_a_store_that_lost_its_data_gives_the_room_a_new_epoch(
         store: Store, kind: Kind, tmp_path: Path) -> None:
     await fill(store, "a", 2)
     epoch = (await store.position("a")).epoch
-    fresh = await started(kind, tmp_path / "elsewhere")  # a new, empty database
-    try:
+    async with another(kind, tmp_path / "elsewhere") as fresh:  # a new, empty database
         position = await fresh.position("a")
         assert position.epoch != epoch
         assert position.last == 0
-    finally:
-        await fresh.close()
 
 
 @pytest.mark.gen_test
 async def test_an_acknowledged_append_is_seen_by_a_store_opened_after_it(
         store: Store, kind: Kind, tmp_path: Path) -> None:
-    if not kind.persistent:
-        pytest.skip("this store keeps nothing beyond itself")
+    needs_persistence(kind)
     messages = await fill(store, "a", 3)
     epoch = (await store.position("a")).epoch
-    second = await started(kind, tmp_path)  # the first one is still open
-    try:
+    async with another(kind, tmp_path) as second:  # the first one is still open
         position, entries = await second.read_after("a", 0, 10)
         assert position.epoch == epoch and position.last == 3
         assert [e.text for e in entries] == [m.raw for m in messages]
-    finally:
-        await second.close()
     await store.close()
-    third = await started(kind, tmp_path)  # after a clean close: the same
-    try:
+    async with another(kind, tmp_path) as third:  # after a clean close: the same
         assert (await third.position("a")).epoch == epoch
         assert (await third.append("a", draft())).message.seq == 4
-    finally:
-        await third.close()
 
 
 @pytest.mark.gen_test
 async def test_two_stores_on_the_same_data_share_one_log(
         store: Store, kind: Kind, tmp_path: Path) -> None:
-    if not kind.persistent:
-        pytest.skip("this store keeps nothing beyond itself")
-    other = await started(kind, tmp_path)  # as another process would
-    try:
+    needs_persistence(kind)
+    async with another(kind, tmp_path) as other:  # as another process would
         results = await asyncio.gather(*[(store, other)[n % 2].append("a", draft("ann"))
                                          for n in range(100)])
         assert sorted(r.message.seq for r in results) == list(range(1, 101))
         assert seqs((await other.read_after("a", 0, 1000))[1]) == list(range(1, 101))
-    finally:
-        await other.close()
 
 
 @pytest.mark.gen_test
@@ -575,9 +577,8 @@ async def test_many_send_keys_past_the_window_are_all_dropped(store: Store) -> N
 def test_every_store_gives_the_same_json_for_the_same_story(tmp_path: Path,
                                                              io_loop: Any) -> None:
     async def story(kind: Kind, path: Path) -> list[str]:
-        store = await started(kind, path)
         texts: list[str] = []
-        try:
+        async with another(kind, path) as store:
             for n, user in enumerate(["ann", None, "bøb ✓"]):
                 data = {"text": f"«{n}» \u2028 \"quoted\"", "list": [n, 1.5, None]}
                 appended = await store.append("room ☃", Draft(f"id{n}", user, data,
@@ -590,8 +591,6 @@ def test_every_store_gives_the_same_json_for_the_same_story(tmp_path: Path,
             texts += [c.entry.text + c.message.raw for c in changes if c is not None]
             texts += [e.text for e in (await store.read_after("room ☃", 0, 100))[1]]
             texts += [m.raw for m in (await store.recent("room ☃", 100))[1]]
-        finally:
-            await store.close()
         return texts
 
     results = {name: io_loop.run_sync(lambda k=kind, n=name: story(k, tmp_path / n))
