@@ -35,27 +35,30 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE rooms (
             id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, epoch TEXT NOT NULL,
             first INTEGER NOT NULL DEFAULT 1, last INTEGER NOT NULL DEFAULT 0)""",
-        # Every entry of every room. A message holds its JSON as it is now (raw) and is
-        # live until removed (then its content is erased: raw and user NULL; the seq
-        # stays); a change names its message by id and by seq (target). ts: seconds,
-        # for retention by age. (A rowid table: SQLite's planner passes over secondary
-        # indexes of a WITHOUT ROWID table whose key starts with the same column.)
+        # Every entry of every room. id is (room << 36) + seq: a room's log is one run of
+        # the table, read and trimmed as a range. A message holds its JSON as it is now
+        # (raw) and is live until removed (then its content is erased: raw and user
+        # NULL; the seq stays); a change names its message by id and by seq (target).
+        # shown: read_after gives it (a live message, a change of a live message, a
+        # removal). ts: seconds, for retention by age.
         """CREATE TABLE entries (
-            room INTEGER NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL,
-            kind INTEGER NOT NULL, live INTEGER NOT NULL, message_id TEXT NOT NULL,
-            user TEXT, raw TEXT, target INTEGER, UNIQUE (room, seq))""",
+            id INTEGER PRIMARY KEY, room INTEGER NOT NULL, seq INTEGER NOT NULL,
+            ts REAL NOT NULL, kind INTEGER NOT NULL, live INTEGER NOT NULL,
+            shown INTEGER NOT NULL, message_id TEXT NOT NULL, user TEXT, raw TEXT,
+            target INTEGER)""",
         # get/edit/remove/react by id (UNIQUE also tells the planner it finds one row);
-        # history; unread counts (covering: no row is read).
+        # unread counts (covering: no row is read); a removal hides earlier changes.
         "CREATE UNIQUE INDEX entries_by_id ON entries (room, message_id) WHERE live = 1",
         "CREATE INDEX live_messages ON entries (room, live, seq, user) WHERE live = 1",
+        "CREATE INDEX changes ON entries (room, target) WHERE target IS NOT NULL",
         """CREATE TABLE reads (
             room INTEGER NOT NULL, user TEXT NOT NULL, seq INTEGER NOT NULL,
             PRIMARY KEY (room, user)) WITHOUT ROWID""",
         "CREATE INDEX reads_by_seq ON reads (room, seq)",
         "CREATE INDEX reads_by_user ON reads (user)",
         """CREATE TABLE send_keys (
-            user TEXT NOT NULL, key TEXT NOT NULL, room INTEGER NOT NULL,
-            seq INTEGER NOT NULL, ts REAL NOT NULL, PRIMARY KEY (user, key))""",
+            user TEXT NOT NULL, key TEXT NOT NULL, entry INTEGER NOT NULL,
+            ts REAL NOT NULL, PRIMARY KEY (user, key))""",
         "CREATE INDEX send_keys_by_ts ON send_keys (ts)",
     ),
 )
@@ -67,7 +70,13 @@ MIN_SQLITE = (3, 35, 0)
 #: Rows deleted per step of ``trim``: each step is one operation among the others, so
 #: a large sweep never holds the writer (and the appends queued behind it) for long.
 TRIM_STEP = 2000
-_NO_SEQ = 2**63 - 1
+#: An entry's id is ``(room << SEQ_BITS) + seq``: 2**36 entries per room, 2**27 rooms.
+SEQ_BITS = 36
+_ROOMS = 2**(63 - SEQ_BITS)
+
+
+def _key(room_id: int, seq: int) -> int:
+    return (room_id << SEQ_BITS) + seq
 
 #: The queries whose index matters most (tests/test_sqlite_store.py checks their plans).
 BY_ID = ("SELECT e.room, e.seq, e.raw FROM rooms r JOIN entries e ON e.room = r.id "
@@ -139,6 +148,8 @@ def _room_made(connection: sqlite3.Connection, name: str) -> _Room:
         cursor = connection.execute("INSERT INTO rooms (name, epoch) VALUES (?, ?)",
                                     (name, epoch))
         assert cursor.lastrowid is not None
+        if cursor.lastrowid >= _ROOMS:
+            raise sqlite3.DataError(f"a SQLite store keeps at most {_ROOMS - 1} rooms")
         row = (cursor.lastrowid, epoch, 1, 0)
     return row
 
@@ -176,20 +187,22 @@ def append_many(connection: sqlite3.Connection, calls: list[Append]) -> list[int
         state[1] += 1
         draft = Draft(message_id, user, None, data_json, ts)
         raw = draft.head(room) + str(state[1]) + draft.tail()
-        rows.append((state[0], state[1], now, message_id, user, raw))
+        entry = _key(state[0], state[1])
+        rows.append((entry, state[0], state[1], now, message_id, user, raw))
         if key is not None and user is not None:
-            keys.append((user, key, state[0], state[1], now))
+            keys.append((user, key, entry, now))
             fresh[user, key] = raw
         results.append(state[1])
+    if any(last >= 2**SEQ_BITS for _, last in rooms.values()):
+        raise sqlite3.DataError(f"a room's log in a SQLite store ends at {2**SEQ_BITS - 1}")
     connection.executemany(
-        "INSERT INTO entries (room, seq, ts, kind, live, message_id, user, raw) "
-        "VALUES (?, ?, ?, 0, 1, ?, ?, ?)", rows)
+        "INSERT INTO entries (id, room, seq, ts, kind, live, shown, message_id, user, raw) "
+        "VALUES (?, ?, ?, ?, 0, 1, 1, ?, ?, ?)", rows)
     connection.executemany("UPDATE rooms SET last = ? WHERE id = ?",
                            [(last, room_id) for room_id, last in rooms.values()])
     connection.executemany(
-        "INSERT INTO send_keys (user, key, room, seq, ts) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (user, key) DO UPDATE SET room = excluded.room, "
-        "seq = excluded.seq, ts = excluded.ts", keys)
+        "INSERT INTO send_keys (user, key, entry, ts) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (user, key) DO UPDATE SET entry = excluded.entry, ts = excluded.ts", keys)
     return results
 
 
@@ -215,16 +228,19 @@ def _change(connection: sqlite3.Connection, room: str, message_id: str, kind: in
     room_id, target, raw = found
     message = log.message_from_json(raw)
     after = apply(message)  # may raise TooManyReactions (before anything is written)
-    if after is None:  # removed: erase the content, keep the seq
-        connection.execute("UPDATE entries SET live = 0, raw = NULL, user = NULL "
-                           "WHERE room = ? AND seq = ?", (room_id, target))
+    if after is None:  # removed: erase the content, keep the seq; hide its changes
+        connection.execute("UPDATE entries SET live = 0, shown = 0, raw = NULL, user = NULL "
+                           "WHERE id = ?", (_key(room_id, target),))
+        connection.execute("UPDATE entries SET shown = 0 WHERE room = ? AND target = ?",
+                           (room_id, target))
     else:
-        connection.execute("UPDATE entries SET raw = ? WHERE room = ? AND seq = ?",
-                           (after.raw, room_id, target))
+        connection.execute("UPDATE entries SET raw = ? WHERE id = ?",
+                           (after.raw, _key(room_id, target)))
     seq = _next_seq(connection, room_id)
     connection.execute(
-        "INSERT INTO entries (room, seq, ts, kind, live, message_id, target) "
-        "VALUES (?, ?, ?, ?, 0, ?, ?)", (room_id, seq, time.time(), kind, message_id, target))
+        "INSERT INTO entries (id, room, seq, ts, kind, live, shown, message_id, target) "
+        "VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?)",
+        (_key(room_id, seq), room_id, seq, time.time(), kind, message_id, target))
     return seq, _change_text(room, seq, kind, message_id, after), (after or message).raw
 
 
@@ -262,7 +278,7 @@ def get(connection: sqlite3.Connection, room: str, message_id: str) -> str | Non
 
 def _find_raw(connection: sqlite3.Connection, user: str, key: str) -> str | None:
     row = connection.execute(
-        "SELECT e.raw FROM send_keys k JOIN entries e ON e.room = k.room AND e.seq = k.seq "
+        "SELECT e.raw FROM send_keys k JOIN entries e ON e.id = k.entry "
         "WHERE k.user = ? AND k.key = ? AND e.live = 1", (user, key)).fetchone()
     return None if row is None else str(row[0])
 
@@ -280,28 +296,38 @@ def read_after(connection: sqlite3.Connection, room: str, after: int,
                limit: int) -> tuple[Position, list[tuple[int, str, bool]]]:
     """Up to ``limit`` entries after ``after`` as (seq, text, is a message)."""
     room_id, epoch, first, last = _room_made(connection, room)
-    # Removed messages are left out; a change whose message is gone too, but a removal.
+    # Removed messages are left out; a change whose message is gone (removed: not shown;
+    # trimmed: before first) too, but a removal.
     rows = connection.execute(
-        "SELECT e.seq, e.kind, e.message_id, e.raw, t.raw FROM entries e "
-        "LEFT JOIN entries t ON t.room = e.room AND t.seq = e.target "
-        "WHERE e.room = ? AND e.seq > ? AND (e.live = 1 OR e.kind = 2 OR t.live = 1) "
-        "ORDER BY e.seq LIMIT ?", (room_id, after, limit))
+        "SELECT seq, kind, message_id, raw, target FROM entries WHERE id > ? AND id < ? "
+        "AND shown = 1 AND (kind IN (0, 2) OR target >= ?) ORDER BY id LIMIT ?",
+        (_key(room_id, after), _key(room_id + 1, 0), first, limit))
     entries = [
         (seq, raw, True) if kind == _MESSAGE else (seq, _change_text(
-            room, seq, kind, message_id, log.message_from_json(target) if target else None),
-            False)
+            room, seq, kind, message_id, _target(connection, room_id, kind, target)), False)
         for seq, kind, message_id, raw, target in rows
     ]
     return (epoch, first, last), entries
+
+
+def _target(connection: sqlite3.Connection, room_id: int, kind: int,
+            target: int) -> Message | None:
+    """The message a change entry names, as it is now (None for a removal)."""
+    if kind == _REMOVE:
+        return None
+    row = connection.execute("SELECT raw FROM entries WHERE id = ?",
+                             (_key(room_id, target),)).fetchone()
+    return log.message_from_json(row[0])
 
 
 def recent(connection: sqlite3.Connection, room: str, limit: int,
            before: int | None) -> tuple[Position, list[str]]:
     """The JSON of the newest ``limit`` messages before ``before``, oldest first."""
     room_id, epoch, first, last = _room_made(connection, room)
+    end = last + 1 if before is None else min(before, last + 1)
     rows = connection.execute(
-        "SELECT raw FROM entries WHERE room = ? AND live = 1 AND seq < ? "
-        "ORDER BY seq DESC LIMIT ?", (room_id, _NO_SEQ if before is None else before, limit))
+        "SELECT raw FROM entries WHERE id >= ? AND id < ? AND live = 1 ORDER BY id DESC LIMIT ?",
+        (_key(room_id, 0), _key(room_id, max(end, 0)), limit))
     found = [raw for (raw,) in rows]
     found.reverse()
     return (epoch, first, last), found
@@ -370,11 +396,12 @@ def trim_rooms(connection: sqlite3.Connection, count: int | None, age: float | N
             keep = end
         elif age is not None:  # the first entry young enough, if in the window
             row = connection.execute(
-                "SELECT seq FROM entries WHERE room = ? AND seq >= ? AND seq < ? AND ts >= ? "
-                "ORDER BY seq LIMIT 1", (room_id, keep, end, now - age)).fetchone()
+                "SELECT seq FROM entries WHERE id >= ? AND id < ? AND ts >= ? ORDER BY id LIMIT 1",
+                (_key(room_id, keep), _key(room_id, end), now - age)).fetchone()
             keep = row[0] if row else end
         if keep > first:
-            connection.execute("DELETE FROM entries WHERE room = ? AND seq < ?", (room_id, keep))
+            connection.execute("DELETE FROM entries WHERE id >= ? AND id < ?",
+                               (_key(room_id, first), _key(room_id, keep)))
             connection.execute("UPDATE rooms SET first = ? WHERE id = ?", (keep, room_id))
         if keep == end < last + 1:  # the window is used up: this room goes on next step
             return int(room_id) - 1
