@@ -8,7 +8,9 @@ and presence off, and measures on each, alternating between them:
 
 - **sends**: accepted sends per second from 100 senders, each in a room of its own,
   each keeping ``--window`` sends in flight (the next goes when an ack comes back);
-- **fan-out**: deliveries per second to 200 receivers of one room (2 senders);
+- **fan-out**: deliveries per second to 200 receivers of the default room, from 10 senders
+  (enough in flight to keep the server busy: with a durable store an ack waits for an
+  fsync, so a few senders would measure the disk's latency, not the fan-out);
 - **recovery**: 1,000 clients that each missed 1,000 messages of the default room
   reconnect at once with ``since``: the time until every one has them all (and no
   ``reset``), and the server's CPU seconds for it (/proc, every thread).
@@ -103,17 +105,16 @@ class Server:
             total += int(fields[11]) + int(fields[12])
         return total / CLK_TCK
 
-    def others(self) -> float:
-        """CPU seconds that other processes have used on the server's cpu so far (the
-        outside load; on a machine with one cpu: all of it)."""
+    def others(self) -> tuple[float, float]:
+        """CPU seconds so far that other processes used on the server's cpu (the outside
+        load; on a machine with one cpu: on any), and that the hypervisor took (steal)."""
         line = "cpu0 " if os.cpu_count() != 1 else "cpu "
         with open("/proc/stat") as f:
             for text in f:
                 if text.startswith(line):
-                    ticks = [int(v) for v in text.split()[1:9]]
-                    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
-                    return busy / CLK_TCK - self.cpu()
-        return 0.0
+                    user, nice, system, _, _, _, _, steal = map(int, text.split()[1:9])
+                    return (user + nice + system) / CLK_TCK - self.cpu(), steal / CLK_TCK
+        return 0.0, 0.0
 
     def stop(self) -> None:
         assert self.proc.stdin is not None
@@ -149,9 +150,10 @@ class Native(Codec):
 
 
 async def connect(port: int, name: str, on_payload: Callable[[WSClient, bytes, int], None],
-                  default: bool = True, since: dict[str, Any] | None = None) -> WSClient:
+                  default: bool = True, since: dict[str, Any] | None = None,
+                  kind: type[WSClient] = WSClient) -> WSClient:
     loop = asyncio.get_running_loop()
-    client = WSClient(Native(), HOST, port, 0, name, on_payload)
+    client = kind(Native(), HOST, port, 0, name, on_payload)
     client.auth = {"t": "auth", "v": 1, "data": {"name": name}, "default": default,  # type: ignore[attr-defined]
                    **({"since": since} if since else {})}
     client.count = 0  # type: ignore[attr-defined]
@@ -176,11 +178,17 @@ class Senders:
         self.running = True
         self.rooms: dict[WSClient, str | None] = {}
         self.refs: dict[WSClient, int] = {}
+        self.sent_at: dict[tuple[WSClient, int], float] = {}
+        self.latencies: list[float] = []  # seconds from a send to its ack
 
     def on_payload(self, client: WSClient, payload: bytes, now: int) -> None:
-        if payload.startswith(b'{"t":"ack"'):
+        if payload.startswith(b'{"t":"ack","ref":'):
             if client in self.refs:
                 self.acks += 1
+                ref = int(payload[17:payload.index(b",", 17)])
+                sent = self.sent_at.pop((client, ref), None)
+                if sent is not None:
+                    self.latencies.append(time.perf_counter() - sent)
                 if self.running:
                     self.send(client)
         elif payload.startswith((b'{"t":"nack"', b'{"t":"error"')):
@@ -189,6 +197,7 @@ class Senders:
     def send(self, client: WSClient) -> None:
         self.refs[client] += 1
         self.sent += 1
+        self.sent_at[client, self.refs[client]] = time.perf_counter()
         client.send_text(send_frame(self.refs[client], self.rooms[client]))
 
     def start(self, clients: list[WSClient]) -> None:
@@ -196,6 +205,12 @@ class Senders:
             self.refs[client] = 0
             for _ in range(self.window):
                 self.send(client)
+
+
+def latency(fleet: Senders) -> dict[str, float]:
+    """The median and 99th percentile of the send -> ack times, in ms."""
+    times = sorted(fleet.latencies) or [float("nan")]
+    return {"p50": times[len(times) // 2] * 1000, "p99": times[int(len(times) * 0.99)] * 1000}
 
 
 async def join(client: WSClient, room: str) -> None:
@@ -213,6 +228,30 @@ async def join(client: WSClient, room: str) -> None:
     client.on_payload = on_payload
 
 
+class Receiver(WSClient):
+    """A client that only counts the messages it gets: once authorized it looks for
+    ``{"id":`` (each message's JSON starts so) and ``reset``/``ping`` frames in the raw
+    bytes, without cutting frames out (the load generator must not be the limit)."""
+
+    MESSAGE, RESET, PING = b'{"id":', b'{"t":"reset"', b'{"t":"ping"}'
+
+    def data_received(self, data: bytes) -> None:
+        if not self.authorized:
+            super().data_received(data)
+            return
+        text = self._tail + self._buf + data  # _buf: what the frame parser left over
+        self._buf = b""
+        self.count += text.count(self.MESSAGE)  # type: ignore[attr-defined]
+        if self.RESET in text:
+            self.count = -10**9  # type: ignore[attr-defined]
+        if self.PING in text:
+            self.send_text(b'{"t":"pong"}')
+        self._tail = text[-11:]  # a pattern cut in two by the TCP stream is seen once
+        self.count -= self._tail.count(self.MESSAGE)  # type: ignore[attr-defined]
+
+    _tail = b""
+
+
 def count_messages(client: WSClient, payload: bytes, now: int) -> None:
     if payload.startswith(b'{"t":"messages"'):
         client.count += payload.count(b'{"id":')  # type: ignore[attr-defined]
@@ -223,10 +262,13 @@ def count_messages(client: WSClient, payload: bytes, now: int) -> None:
 async def measure(server: Server, seconds: float, counter: Callable[[], int]) -> dict[str, float]:
     await asyncio.sleep(0.5)  # warm-up
     count0, cpu0, others0, t0 = counter(), server.cpu(), server.others(), time.monotonic()
+    client0 = time.process_time()
     await asyncio.sleep(seconds)
     count1, cpu1, others1, t1 = counter(), server.cpu(), server.others(), time.monotonic()
     return {"rate": (count1 - count0) / (t1 - t0), "cpu": (cpu1 - cpu0) / (t1 - t0),
-            "others": (others1 - others0) / (t1 - t0)}
+            "client": (time.process_time() - client0) / (t1 - t0),
+            "others": (others1[0] - others0[0]) / (t1 - t0),
+            "steal": (others1[1] - others0[1]) / (t1 - t0)}
 
 
 async def phase_sends(server: Server, seconds: float, senders: int,
@@ -240,7 +282,7 @@ async def phase_sends(server: Server, seconds: float, senders: int,
     fleet.start(clients)
     result = await measure(server, seconds, lambda: fleet.acks)
     fleet.running = False
-    result["refused"] = fleet.refused
+    result.update(latency(fleet), refused=fleet.refused)
     for client in clients:
         client.close()
     return result
@@ -248,19 +290,18 @@ async def phase_sends(server: Server, seconds: float, senders: int,
 
 async def phase_fanout(server: Server, seconds: float, receivers: int,
                        senders: int, window: int) -> dict[str, float]:
-    fans = await asyncio.gather(*[connect(server.port, f"r{n}", count_messages, False)
+    # Everyone in the default room: a Receiver only counts, it cannot wait for a join.
+    fans = await asyncio.gather(*[connect(server.port, f"r{n}", count_messages, kind=Receiver)
                                   for n in range(receivers)])
-    for client in fans:
-        await join(client, "fan")
     fleet = Senders(window)
-    clients = await asyncio.gather(*[connect(server.port, f"f{n}", fleet.on_payload, False)
+    clients = await asyncio.gather(*[connect(server.port, f"f{n}", fleet.on_payload)
                                      for n in range(senders)])
     for client in clients:
-        await join(client, "fan")
-        fleet.rooms[client] = "fan"
+        fleet.rooms[client] = None
     fleet.start(clients)
     result = await measure(server, seconds, lambda: sum(c.count for c in fans))  # type: ignore[attr-defined]
     fleet.running = False
+    result.update(latency(fleet))
     result["dropped"] = sum(1 for c in fans if c.closed)
     for client in [*fans, *clients]:
         client.close()
@@ -282,9 +323,14 @@ async def phase_recovery(server: Server, clients: int, missed: int) -> dict[str,
     probe.close()
     cpu0, others0, t0 = server.cpu(), server.others(), time.monotonic()
     fleet_clients = await asyncio.gather(*[
-        connect(server.port, f"c{n}", count_messages, since=since) for n in range(clients)])
+        connect(server.port, f"c{n}", count_messages, since=since, kind=Receiver)
+        for n in range(clients)])
     total = fleet.acks
+    deadline = time.monotonic() + 300
     while any(c.count < total for c in fleet_clients):  # type: ignore[attr-defined]
+        if time.monotonic() > deadline:
+            counts = sorted({c.count for c in fleet_clients})  # type: ignore[attr-defined]
+            raise RuntimeError(f"recovery did not finish: {total} expected, got {counts[:5]}")
         if any(c.count < 0 or c.closed for c in fleet_clients):  # type: ignore[attr-defined]
             raise RuntimeError("a recovering client got a reset or was dropped")
         await asyncio.sleep(0.005)
@@ -292,8 +338,9 @@ async def phase_recovery(server: Server, clients: int, missed: int) -> dict[str,
     wrong = sum(1 for c in fleet_clients if c.count != total)  # type: ignore[attr-defined]
     for client in fleet_clients:
         client.close()
-    return {"seconds": t1 - t0, "cpu": cpu1 - cpu0, "others": (others1 - others0) / (t1 - t0),
-            "missed": total, "wrong": wrong}
+    return {"seconds": t1 - t0, "cpu": cpu1 - cpu0,
+            "others": (others1[0] - others0[0]) / (t1 - t0),
+            "steal": (others1[1] - others0[1]) / (t1 - t0), "missed": total, "wrong": wrong}
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -333,7 +380,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     servers[kind], args.seconds, args.senders, args.window))
             for kind in order:
                 results[kind]["fanout"].append(await phase_fanout(
-                    servers[kind], args.seconds, args.receivers, 2, args.window * 2))
+                    servers[kind], args.seconds, args.receivers, args.fan_senders, args.window))
             for kind in order:
                 results[kind]["recovery"].append(await phase_recovery(
                     servers[kind], args.clients, args.missed))
@@ -356,27 +403,39 @@ def report(args: argparse.Namespace, results: dict[str, Any], fs: tuple[str, flo
          median(mem["sends"], "rate"), median(sql["sends"], "rate"), ">= 0.70x"),
         ("  server CPU (cores busy)", median(mem["sends"], "cpu"),
          median(sql["sends"], "cpu"), ""),
-        (f"fan-out deliveries/s ({args.receivers} receivers)",
+        ("  send -> ack, median ms", median(mem["sends"], "p50"),
+         median(sql["sends"], "p50"), ""),
+        ("  send -> ack, 99th percentile ms", median(mem["sends"], "p99"),
+         median(sql["sends"], "p99"), ""),
+        (f"fan-out deliveries/s ({args.receivers} receivers, {args.fan_senders} senders)",
          median(mem["fanout"], "rate"), median(sql["fanout"], "rate"), "0.90x .. 1.10x"),
         ("  server CPU (cores busy)", median(mem["fanout"], "cpu"),
          median(sql["fanout"], "cpu"), ""),
+        ("  load generator CPU (cores busy; 1.0: it is the limit)",
+         median(mem["fanout"], "client"), median(sql["fanout"], "client"), ""),
+        ("  send -> ack, median ms", median(mem["fanout"], "p50"),
+         median(sql["fanout"], "p50"), ""),
         (f"recovery: {args.clients} x {args.missed} missed, seconds",
          median(mem["recovery"], "seconds"), median(sql["recovery"], "seconds"), ""),
         ("  server CPU seconds", median(mem["recovery"], "cpu"),
          median(sql["recovery"], "cpu"), ""),
     ]
-    lines = [f"{'':48} {'memory':>11} {'sqlite':>11} {'sqlite/mem':>10}  target",
-             "-" * 92]
+    lines = [f"{'':58} {'memory':>11} {'sqlite':>11} {'sqlite/mem':>10}  target",
+             "-" * 102]
     for name, m, s, target in rows:
-        lines.append(f"{name:48} {m:>11,.2f} {s:>11,.2f} {s / m:>9.2f}x  {target}")
+        lines.append(f"{name:58} {m:>11,.2f} {s:>11,.2f} {s / m:>9.2f}x  {target}")
     others = {kind: max(r["others"] for phase in results[kind].values() for r in phase)
               for kind in results}
+    steal = {kind: max(r["steal"] for phase in results[kind].values() for r in phase)
+             for kind in results}
     lines += ["",
               f"SQLite file on {fs[0]} (one 4 KiB write + fsync: {fs[1]:.2f} ms); "
               f"synchronous=FULL, WAL",
               f"median of {args.repeat} run(s) each; {args.seconds:g} s per sends/fan-out run",
               "outside load on the server's cpu (other processes), worst run: "
-              + ", ".join(f"{k} {v:.2f} cores" for k, v in others.items()),
+              + ", ".join(f"{k} {v:.2f} cores" for k, v in others.items())
+              + "; taken by the hypervisor (steal): "
+              + ", ".join(f"{k} {v:.2f} cores" for k, v in steal.items()),
               "refused sends: " + ", ".join(
                   f"{k} {sum(r['refused'] for r in results[k]['sends']):g}" for k in results)
               + "; dropped receivers: " + ", ".join(
@@ -394,6 +453,8 @@ def main() -> None:
     p.add_argument("--senders", type=int, default=100)
     p.add_argument("--window", type=int, default=4, help="sends in flight per sender")
     p.add_argument("--receivers", type=int, default=200)
+    p.add_argument("--fan-senders", type=int, default=10,
+                   help="senders into the fan-out room (enough to keep the server busy)")
     p.add_argument("--clients", type=int, default=1000, help="recovering clients")
     p.add_argument("--missed", type=int, default=1000, help="messages each one missed")
     p.add_argument("--db-dir", default=None, help="where the SQLite file goes (default: TMPDIR)")
