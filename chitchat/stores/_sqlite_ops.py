@@ -175,7 +175,7 @@ Append = tuple[str, str, "str | None", str, int, "str | None"]  # room, id, user
 def append_many(connection: sqlite3.Connection, calls: list[Append]) -> list[int | str]:
     """Consecutive appends, in order: for each, its seq, or the original's JSON when its
     user and key were used before (a duplicate: nothing appended)."""
-    rooms: dict[str, list[int]] = {}  # name -> [id, last]
+    rooms = _rooms_of(connection, {call[0] for call in calls})  # name -> [id, last]
     fresh: dict[tuple[str, str], str] = {}  # keys used by this call -> the JSON
     rows: list[tuple[Any, ...]] = []
     keys: list[tuple[Any, ...]] = []
@@ -211,6 +211,19 @@ def append_many(connection: sqlite3.Connection, calls: list[Append]) -> list[int
         "INSERT INTO send_keys (user, key, entry, ts) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (user, key) DO UPDATE SET entry = excluded.entry, ts = excluded.ts", keys)
     return results
+
+
+def _rooms_of(connection: sqlite3.Connection, names: set[str]) -> dict[str, list[int]]:
+    """[id, last] of the rooms among ``names`` that exist, in one query per 500."""
+    found: dict[str, list[int]] = {}
+    ordered = sorted(names)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start:start + 500]
+        for name, room_id, last in connection.execute(
+                f"SELECT name, id, last FROM rooms WHERE name IN ({','.join('?' * len(chunk))})",
+                chunk):
+            found[name] = [room_id, last]
+    return found
 
 
 def append(connection: sqlite3.Connection, *call: Any) -> int | str:
