@@ -7,6 +7,10 @@ Token auth as in tests/conftest.py (``{name, token: "secret-" + name}``), plus
 ``GET /unread?user=NAME`` (``await chat.unread(user)`` as JSON), and ``/`` a blank page
 that loads the client. Prints ``ready`` once listening.
 
+A message whose text starts with ``hold:`` waits in the message handler until ``POST
+/release`` (from then on none waits); ``GET /held?count=N`` answers once N such handler
+calls have begun: a send the server has but has not answered yet, on demand.
+
 Environment:
 
 - ``CHITCHAT_OPTIONS``: a JSON object of ``Chat`` keyword options (``history``,
@@ -27,6 +31,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import tornado.web
 
@@ -79,6 +85,40 @@ class UnreadHandler(tornado.web.RequestHandler):
         self.write(json.dumps(await self.chat.unread(self.get_argument("user"))))  # type: ignore[attr-defined]
 
 
+class Gate:
+    """Holds ``hold:`` messages in the message handler until released (see the top)."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.changed = asyncio.Condition()
+        self.released = asyncio.Event()
+
+    def wrap(self, handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        async def gated(user: object, data: Any, good: Any, bad: Any) -> None:
+            if isinstance(data, dict) and str(data.get("text", "")).startswith("hold:"):
+                async with self.changed:
+                    self.held += 1
+                    self.changed.notify_all()
+                await self.released.wait()
+            await handler(user, data, good, bad)
+        return gated
+
+
+class HeldHandler(tornado.web.RequestHandler):
+    def initialize(self, gate: Gate) -> None:
+        self.gate = gate
+
+    async def get(self) -> None:
+        count = int(self.get_argument("count", "1"))
+        async with self.gate.changed:
+            await self.gate.changed.wait_for(lambda: self.gate.held >= count)
+        self.write(str(self.gate.held))
+
+    def post(self) -> None:
+        self.gate.released.set()
+        self.write("released")
+
+
 def chat_options() -> dict[str, object]:
     options: dict[str, object] = {"heartbeat": float(os.environ.get("CHITCHAT_HEARTBEAT", "10"))}
     options.update(json.loads(os.environ.get("CHITCHAT_OPTIONS", "{}")))
@@ -88,11 +128,17 @@ def chat_options() -> dict[str, object]:
 async def main() -> None:
     port = int(sys.argv[1])
     chat = make_chat(**chat_options())
+    gate = Gate()
+    handler = chat.registry.message
+    assert handler is not None
+    chat.message(gate.wrap(handler))
     app = tornado.web.Application([
         (r"/", PageHandler),
         (r"/harness.js", HarnessHandler),
         (r"/push", PushHandler, {"chat": chat}),
         (r"/unread", UnreadHandler, {"chat": chat}),
+        (r"/held", HeldHandler, {"gate": gate}),
+        (r"/release", HeldHandler, {"gate": gate}),
         *chat.router("/chat").urls,
     ])
     server = app.listen(port, "127.0.0.1",
