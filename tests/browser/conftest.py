@@ -105,11 +105,21 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def chat_server(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, str]]:
+def server_env() -> dict[str, str]:
+    """Environment of the chat server (see server.py); a test module may override it."""
+    return {}
+
+
+@pytest.fixture
+def chat_server(
+    request: pytest.FixtureRequest, server_env: dict[str, str]
+) -> Iterator[tuple[ServerProcess, str]]:
     """tests/browser/server.py on a free port, with the Chat options of the test's
     ``@pytest.mark.chat(...)`` marker (e.g. ``history=3, presence_grace=3``)."""
     marker = request.node.get_closest_marker("chat")
-    env = {"CHITCHAT_OPTIONS": json.dumps(marker.kwargs)} if marker else {}
+    env = dict(server_env)
+    if marker:
+        env["CHITCHAT_OPTIONS"] = json.dumps(marker.kwargs)
     port = free_port()
     server = ServerProcess([sys.executable, "tests/browser/server.py", str(port)], env)
     server.start()

@@ -1,0 +1,55 @@
+"""Server restarts in real Chromium, over SockJS and native WebSocket: a graceful one
+(SIGTERM: ``chat.stop()``) brings every page back with no error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .conftest import Person, ServerProcess
+
+FAST = {"minDelay": 100, "maxDelay": 500}  # reconnect backoff (ms)
+
+
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    # SO_REUSEPORT: a successor can listen on the port before the server stops.
+    return {"CHITCHAT_REUSE_PORT": "1"}
+
+
+def test_a_graceful_restart_brings_every_page_back_with_no_error(
+    people: Callable[..., Person], chat_server: tuple[ServerProcess, str],
+    transport_options: dict[str, Any]
+) -> None:
+    server = chat_server[0]
+    ann = people("ann", **FAST, **transport_options)
+    bob = people("bob", **FAST, **transport_options)
+    ann.join("dev")
+    bob.join("dev")
+    ann.send("dev", "before")
+    bob.sees("dev", "before")
+    # As in a rolling restart, the new process is listening on the port before the
+    # old one gets SIGTERM: the pages' return (within the stop's retry window) finds it.
+    successor = server.twin()
+    successor.start()
+    try:
+        assert server.terminate() == 0
+        for person in (ann, bob):
+            person.connected(times=2)
+            assert [name for name, _ in person.js("rec.events")] == [
+                "connect", "disconnect", "reconnect", "connect"]
+            assert person.events("disconnect") == person.events("reconnect") == ["restarting"]
+            assert person.events("error") == []
+        ann.send("dev", "after")
+        bob.send("main", "bob after")
+        for person in (ann, bob):
+            person.sees("dev", "after")
+            person.sees("main", "bob after")
+            # The new process has a new in-memory store: the rooms' logs were lost, so
+            # each page was told to reset its view of them.
+            assert sorted(r["room"] for r in person.events("reset")) == ["dev", "main"]
+            assert person.shown("dev") == ["after"]
+    finally:
+        successor.kill()
