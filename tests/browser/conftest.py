@@ -212,6 +212,11 @@ class Person:
         """Wait until every one of ``texts`` is shown in ``room``."""
         self.until("([r, want]) => want.every(t => shown(r).includes(t))", [room, list(texts)])
 
+    def shows(self, room: str, texts: list[str]) -> None:
+        """Wait until ``room`` shows exactly ``texts``, in this order."""
+        self.until("([r, want]) => JSON.stringify(shown(r)) === JSON.stringify(want)",
+                   [room, texts])
+
     def events(self, name: str) -> list[Any]:
         """The args of every ``name`` event so far (connection or room event)."""
         return list(self.js("e => eventsOf(e)", name))
