@@ -15,25 +15,21 @@ from .conftest import Person
 GRACE = 3  # s: the presence grace of these tests' servers
 TTL = 3  # s: the typing entries' life in these tests' servers
 
-# The time (the page's ms) of the first `presence` event of `room` in which `user`
-# comes (`joined`) or goes (`left`), or null.
-PRESENCE_AT = """([room, user, side]) => {
-  const i = rec.room.findIndex(e => e[0] === 'presence' && e[1].room === room
-                                    && e[1][side].includes(user));
+FAST = {"minDelay": 100, "maxDelay": 500}  # reconnect backoff (ms)
+
+# The time (the page's ms) of the first `presence` event of `room` from rec.room[start]
+# on in which `user` comes (`joined`) or goes (`left`), or null.
+PRESENCE_AT = """([room, user, side, start]) => {
+  const i = rec.room.findIndex((e, i) => i >= start && e[0] === 'presence'
+                                         && e[1].room === room && e[1][side].includes(user));
   return i < 0 ? null : rec.roomAt[i];
 }"""
 
 
-def presence_at(page: Person, room: str, user: str, side: str) -> int | None:
-    at = page.js(PRESENCE_AT, [room, user, side])
-    return None if at is None else int(at)
-
-
-def wait_presence(page: Person, room: str, user: str, side: str) -> int:
-    page.until(f"a => ({PRESENCE_AT})(a) !== null", [room, user, side])
-    at = presence_at(page, room, user, side)
-    assert at is not None
-    return at
+def wait_presence(page: Person, room: str, user: str, side: str, start: int = 0) -> int:
+    args = [room, user, side, start]
+    page.until(f"a => ({PRESENCE_AT})(a) !== null", args)
+    return int(page.js(PRESENCE_AT, args))
 
 
 def test_messages_stay_in_their_room_and_reach_every_tab_of_its_members(
@@ -109,6 +105,36 @@ def test_closing_a_browser_is_a_leave_after_the_grace_period_not_before(
         # The server learns of the close after it happened, so this is a lower bound.
         assert GRACE * 1000 <= left_at - closed_at < (GRACE + 5) * 1000
     assert ann.js("chitchat.members('dev')") == ["ann"]
+
+
+@pytest.mark.chat(presence_grace=GRACE, heartbeat=1)
+def test_a_page_back_from_an_outage_longer_than_the_grace_left_and_joins_again(
+    people: Callable[..., Person]
+) -> None:
+    ann, bob = people("ann"), people("bob", **FAST)
+    ann.join("dev")
+    bob.join("dev")
+    ann.js("chitchat.typing('dev')")
+    wait_typing(bob, "dev", ["ann"])
+    seen = ann.js("rec.room.length")
+    bob.context.set_offline(True)
+    # Bob's page hears nothing while offline: an emptied list is its own doing, as the
+    # connection is lost.
+    wait_typing(bob, "dev", [])
+    assert bob.js("chitchat.state()") == "reconnecting"
+    for room in ("main", "dev"):
+        wait_presence(ann, room, "bob", "left", seen)
+    carol = people("carol")
+    carol.join("dev")
+    seen = ann.js("rec.room.length")
+    bob.context.set_offline(False)
+    bob.connected(times=2)
+    for room in ("main", "dev"):
+        wait_presence(ann, room, "bob", "joined", seen)
+        # The page back knows who is there now, and says so in a presence event.
+        bob.until("r => eventsOf('presence').some(p => p.room === r"
+                  " && p.members.includes('carol'))", room)
+        assert sorted(bob.js("r => chitchat.members(r)", room)) == ["ann", "bob", "carol"]
 
 
 # The time of the first `typing` event of `room` after index `from` whose users are
