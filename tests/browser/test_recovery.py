@@ -184,3 +184,26 @@ def test_the_token_never_appears_in_a_url(
     assert not [url for url in urls if ann.token in url]
     # The check can see the token: it went twice, in the auth frame's body.
     assert sum(ann.token in body for body in sent) >= 2, sent
+
+
+@pytest.mark.chat(history=HISTORY, recovery_limit=HISTORY, heartbeat=1)
+def test_a_page_too_far_behind_is_reset_to_the_recent_history(
+    people: Callable[..., Person]
+) -> None:
+    ann, bob = people("ann"), people("bob", **FAST)
+    ann.send("main", "old")
+    bob.sees("main", "old")
+    bob.context.set_offline(True)
+    missed = [f"missed {i}" for i in range(HISTORY + 2)]
+    for text in missed:
+        ann.send("main", text)
+    bob.until("chitchat.state() === 'reconnecting'")
+    bob.context.set_offline(False)
+    bob.connected(times=2)
+    bob.sees("main", missed[-1])
+    # Reset first (the view is cleared), then the recent history: nothing twice, no gap
+    # inside what is shown.
+    assert bob.events("reset") == [{"room": "main"}]
+    assert bob.shown("main") == missed[-HISTORY:]
+    ann.send("main", "after")
+    bob.shows("main", [*missed[-HISTORY:], "after"])
