@@ -150,6 +150,7 @@ def new_user(browser: Any, chat_server: tuple[ServerProcess, str]) -> Iterator[C
 
 
 WAIT = 15_000  # ms: the longest any single step may take
+FAST = {"minDelay": 100, "maxDelay": 500}  # a quick reconnect backoff (ms)
 
 #: The client options of each transport the recovery and shutdown tests run over.
 TRANSPORT_OPTIONS: dict[str, dict[str, Any]] = {
@@ -224,6 +225,12 @@ class Person:
     def now(self) -> int:
         """The page's clock (ms), as ``rec.eventAt`` and ``rec.roomAt`` use it."""
         return int(self.js("Date.now()"))
+
+
+def in_room(room: str, *persons: Person) -> None:
+    """Each of ``persons`` joins ``room``, in turn."""
+    for person in persons:
+        person.join(room)
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Person, ServerProcess
-
-FAST = {"minDelay": 100, "maxDelay": 500}  # reconnect backoff (ms)
+from .conftest import FAST, Person, ServerProcess, in_room
 
 
 def unread(base: str, page: Person, user: str) -> dict[str, int]:
@@ -37,8 +35,7 @@ def test_reads_edits_and_deletes_reach_the_other_page_and_unread_counts_down(
 ) -> None:
     base = chat_server[1]
     ann, bob = people("ann"), people("bob", **FAST)
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     one, two, three = (ann.send("dev", text) for text in ("one", "two", "three"))
     bob.sees("dev", "one", "two", "three")
     assert unread(base, ann, "bob")["dev"] == 3
@@ -89,8 +86,7 @@ def reactions_shown(person: Person, room: str, index: int) -> Any:
 
 def test_reactions_toggled_on_one_page_show_on_the_other(people: Callable[..., Person]) -> None:
     ann, bob = people("ann"), people("bob")
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     msg = ann.send("dev", "react to me")
     bob.sees("dev", "react to me")
 

@@ -15,10 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import Person, ServerProcess
+from .conftest import FAST, Person, ServerProcess, in_room
 
 HISTORY = 3  # a joining client's history in the recovery test: less than it misses
-FAST = {"minDelay": 100, "maxDelay": 500}  # reconnect backoff (ms)
 
 
 def cut_off(person: Person) -> None:
@@ -33,8 +32,7 @@ def test_missed_messages_come_back_once_and_in_order_after_an_outage(
 ) -> None:
     ann = people("ann", **transport_options)
     bob = people("bob", **FAST, **transport_options)
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     ann.send("main", "main before")
     ann.send("dev", "dev before")
     bob.sees("main", "main before")
@@ -70,8 +68,7 @@ def test_messages_sent_during_an_outage_are_delivered_once_after_it(
 ) -> None:
     ann = people("ann", **transport_options)
     bob = people("bob", **FAST, **transport_options)
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     bob.context.set_offline(True)
     # The page does not know yet: this one goes out on the dead connection.
     bob.js("sendLater('dev', 'in flight')")
@@ -125,8 +122,7 @@ def test_a_resend_while_the_first_send_is_still_being_handled_is_kept_once(
 
 def test_a_reloaded_page_shows_each_message_once(people: Callable[..., Person]) -> None:
     ann, bob = people("ann"), people("bob")
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     for i in range(5):
         ann.send("dev", f"before {i}")
         bob.send("main", f"main {i}")

@@ -6,16 +6,14 @@ One browser context is one person; two pages of one context are that person's ta
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from .conftest import Person
+from .conftest import FAST, Person, in_room
 
 GRACE = 3  # s: the presence grace of these tests' servers
 TTL = 3  # s: the typing entries' life in these tests' servers
 
-FAST = {"minDelay": 100, "maxDelay": 500}  # reconnect backoff (ms)
 
 # The time (the page's ms) of the first `presence` event of `room` from rec.room[start]
 # on in which `user` comes (`joined`) or goes (`left`), or null.
@@ -95,8 +93,7 @@ def test_closing_a_browser_is_a_leave_after_the_grace_period_not_before(
     people: Callable[..., Person]
 ) -> None:
     ann, bob = people("ann"), people("bob")
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     wait_presence(ann, "dev", "bob", "joined")
     closed_at = ann.now()
     bob.context.close()
@@ -112,8 +109,7 @@ def test_a_page_back_from_an_outage_longer_than_the_grace_left_and_joins_again(
     people: Callable[..., Person]
 ) -> None:
     ann, bob = people("ann"), people("bob", **FAST)
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     ann.js("chitchat.typing('dev')")
     wait_typing(bob, "dev", ["ann"])
     seen = ann.js("rec.room.length")
@@ -153,11 +149,10 @@ def wait_typing(page: Person, room: str, users: list[str]) -> int:
 
 @pytest.mark.chat(typing_ttl=TTL)
 def test_typing_shows_on_the_other_page_until_the_ttl_or_the_typers_message(
-    people: Callable[..., Any]
+    people: Callable[..., Person]
 ) -> None:
     ann, bob = people("ann"), people("bob")
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     typed_at = ann.js("() => { const t = Date.now(); chitchat.typing('main'); return t; }")
     wait_typing(bob, "main", ["ann"])
     # In dev (meanwhile), ann types and then sends: that ends her typing at once.

@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Person, ServerProcess
-
-FAST = {"minDelay": 100, "maxDelay": 500}  # reconnect backoff (ms)
+from .conftest import FAST, Person, ServerProcess, in_room
 
 
 @pytest.fixture
@@ -26,8 +24,7 @@ def test_a_graceful_restart_brings_every_page_back_with_no_error(
     server = chat_server[0]
     ann = people("ann", **FAST, **transport_options)
     bob = people("bob", **FAST, **transport_options)
-    ann.join("dev")
-    bob.join("dev")
+    in_room("dev", ann, bob)
     ann.send("dev", "before")
     bob.sees("dev", "before")
     # As in a rolling restart, the new process is listening on the port before the
