@@ -159,6 +159,19 @@ TRANSPORT_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+# Evaluates `src` as page.evaluate would (a function is called with `arg`) and waits
+# for the result at most `ms`.
+BOUNDED = """async ([src, arg, ms]) => {
+  let value = (0, eval)('(' + src + ')');
+  if (typeof value === 'function') value = value(arg);
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer within ' + ms + ' ms: ' + src)), ms);
+  });
+  try { return await Promise.race([value, late]); } finally { clearTimeout(timer); }
+}"""
+
+
 class Person:
     """One tab of one person, running the harness: what the tests do and read there."""
 
@@ -181,8 +194,10 @@ class Person:
         self.page.reload()
         self.start(**options)
 
-    def js(self, expression: str, arg: Any = None) -> Any:
-        return self.page.evaluate(expression, arg)
+    def js(self, expression: str, arg: Any = None, timeout: float = WAIT) -> Any:
+        """``page.evaluate(expression, arg)``, but a promise that does not settle within
+        ``timeout`` ms fails the test instead of hanging it."""
+        return self.page.evaluate(BOUNDED, [expression, arg, timeout])
 
     def until(self, condition: str, arg: Any = None, timeout: float = WAIT) -> None:
         """Wait until the JS ``condition`` (a function of ``arg`` when given) holds."""
