@@ -203,3 +203,27 @@ def test_a_page_too_far_behind_is_reset_to_the_recent_history(
     assert bob.shown("main") == missed[-HISTORY:]
     ann.send("main", "after")
     bob.shows("main", [*missed[-HISTORY:], "after"])
+
+
+@pytest.mark.chat(history=HISTORY)
+def test_a_page_scrolls_back_through_older_messages_as_they_are_now(
+    people: Callable[..., Person]
+) -> None:
+    ann = people("ann")
+    sent = [ann.send("main", f"m{i}") for i in range(8)]
+    assert ann.js("id => editMsg('main', id, {text: 'm1 (edited)'})", sent[1]["id"])["ok"]
+    assert ann.js("id => removeMsg('main', id)", sent[2]["id"])["ok"]
+    bob = people("bob")
+    bob.sees("main", "m7")
+    assert bob.shown("main") == ["m5", "m6", "m7"]
+
+    def older(before: int) -> list[str]:
+        answer = bob.js("b => historyOf('main', {before: b, limit: 2})", before)
+        assert answer["ok"], answer
+        return [m["data"]["text"] for m in answer["value"]]
+
+    assert older(sent[5]["seq"]) == ["m3", "m4"]
+    assert older(sent[3]["seq"]) == ["m0", "m1 (edited)"]  # m2 was deleted
+    assert older(sent[0]["seq"]) == []
+    # Paging back is not news: the view is unchanged.
+    assert bob.shown("main") == ["m5", "m6", "m7"]
