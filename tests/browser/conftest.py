@@ -92,6 +92,12 @@ class ServerProcess:
             self.proc = None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite: the test's chat server keeps its rooms in an SQLite file (the "
+        "same one across restarts of the server)")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     # Module-scoped: Playwright's sync API keeps an asyncio loop running while it is
@@ -112,14 +118,17 @@ def server_env() -> dict[str, str]:
 
 @pytest.fixture
 def chat_server(
-    request: pytest.FixtureRequest, server_env: dict[str, str]
+    request: pytest.FixtureRequest, server_env: dict[str, str], tmp_path: Any
 ) -> Iterator[tuple[ServerProcess, str]]:
     """tests/browser/server.py on a free port, with the Chat options of the test's
-    ``@pytest.mark.chat(...)`` marker (e.g. ``history=3, presence_grace=3``)."""
+    ``@pytest.mark.chat(...)`` marker (e.g. ``history=3, presence_grace=3``), on an
+    SQLite file in ``tmp_path`` with ``@pytest.mark.sqlite``."""
     marker = request.node.get_closest_marker("chat")
     env = dict(server_env)
     if marker:
         env["CHITCHAT_OPTIONS"] = json.dumps(marker.kwargs)
+    if request.node.get_closest_marker("sqlite"):
+        env["CHITCHAT_DB"] = str(tmp_path / "chat.db")
     port = free_port()
     server = ServerProcess([sys.executable, "tests/browser/server.py", str(port)], env)
     server.start()
@@ -226,12 +235,22 @@ class Person:
 
     def sees(self, room: str, *texts: str) -> None:
         """Wait until every one of ``texts`` is shown in ``room``."""
-        self.until("([r, want]) => want.every(t => shown(r).includes(t))", [room, list(texts)])
+        try:
+            self.until("([r, want]) => want.every(t => shown(r).includes(t))",
+                       [room, list(texts)])
+        except Exception:
+            missing = set(texts) - set(self.shown(room))
+            assert not missing, f"{self.name} does not see {missing} in {room}: {self.shown(room)}"
+            raise
 
     def shows(self, room: str, texts: list[str]) -> None:
         """Wait until ``room`` shows exactly ``texts``, in this order."""
-        self.until("([r, want]) => JSON.stringify(shown(r)) === JSON.stringify(want)",
-                   [room, texts])
+        try:
+            self.until("([r, want]) => JSON.stringify(shown(r)) === JSON.stringify(want)",
+                       [room, texts])
+        except Exception:
+            assert self.shown(room) == texts, f"what {self.name} sees in {room}"
+            raise
 
     def events(self, name: str) -> list[Any]:
         """The args of every ``name`` event so far (connection or room event)."""

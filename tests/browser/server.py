@@ -16,6 +16,8 @@ Environment:
 - ``CHITCHAT_OPTIONS``: a JSON object of ``Chat`` keyword options (``history``,
   ``presence_grace``, ``typing_ttl``, ...); ``CHITCHAT_HEARTBEAT`` (seconds) is the
   heartbeat when those do not name one.
+- ``CHITCHAT_DB``: keep the rooms' logs in this SQLite file (``chitchat.SQLiteStore``;
+  created if missing) instead of in memory, so that a restart on it loses nothing.
 - ``CHITCHAT_STOP_RETRY``: the ``retry`` window (seconds, default 1) given to
   ``chat.stop()`` on SIGTERM.
 - ``CHITCHAT_REUSE_PORT=1``: listen with SO_REUSEPORT, so that a successor can listen
@@ -39,6 +41,8 @@ import tornado.web
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from conftest import make_chat
+
+import chitchat
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>harness</title>
 <script src="/chat/chitchat.js"></script><script src="/harness.js"></script></head>
@@ -122,6 +126,8 @@ class HeldHandler(tornado.web.RequestHandler):
 def chat_options() -> dict[str, object]:
     options: dict[str, object] = {"heartbeat": float(os.environ.get("CHITCHAT_HEARTBEAT", "10"))}
     options.update(json.loads(os.environ.get("CHITCHAT_OPTIONS", "{}")))
+    if os.environ.get("CHITCHAT_DB"):
+        options["store"] = chitchat.SQLiteStore(os.environ["CHITCHAT_DB"])
     return options
 
 

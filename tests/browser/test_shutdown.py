@@ -1,5 +1,6 @@
 """Server restarts in real Chromium, over SockJS and native WebSocket: a graceful one
-(SIGTERM: ``chat.stop()``) brings every page back with no error."""
+(SIGTERM: ``chat.stop()``) brings every page back with no error; one that kills the
+server (SIGKILL) on an SQLite file loses nothing that was acknowledged."""
 
 from __future__ import annotations
 
@@ -50,3 +51,48 @@ def test_a_graceful_restart_brings_every_page_back_with_no_error(
             assert person.shown("dev") == ["after"]
     finally:
         successor.kill()
+
+
+@pytest.mark.sqlite
+def test_a_server_killed_and_restarted_on_its_sqlite_file_loses_nothing_acknowledged(
+    people: Callable[..., Person], chat_server: tuple[ServerProcess, str],
+    transport_options: dict[str, Any]
+) -> None:
+    server = chat_server[0]
+    ann = people("ann", **FAST, **transport_options)
+    bob = people("bob", **FAST, **transport_options)
+    in_room("dev", ann, bob)
+    conversation = {"main": ["hello", "hi"], "dev": ["dev 1", "dev 2"]}
+    ann.send("main", "hello")
+    bob.send("main", "hi")
+    ann.send("dev", "dev 1")
+    bob.send("dev", "dev 2")
+    edited = ann.send("dev", "dev 3")
+    removed = bob.send("dev", "dev 4")
+    assert ann.js("id => editMsg('dev', id, {text: 'dev 3 (edited)'})", edited["id"])["ok"]
+    assert bob.js("id => removeMsg('dev', id)", removed["id"])["ok"]
+    conversation["dev"].append("dev 3 (edited)")
+    # A burst, and the kill right after its last answer: an ack means it is on disk.
+    ann.js("""async () => { for (let i = 0; i < 5; i++) {
+                const a = await sendTo('main', 'burst ' + i); if (!a.ok) throw a; } }""")
+    conversation["main"] += [f"burst {i}" for i in range(5)]
+    server.kill()
+    for person in (ann, bob):
+        person.until("chitchat.state() === 'reconnecting'")
+    bob.js("sendLater('dev', 'sent while down')")
+    conversation["dev"].append("sent while down")
+    server.start()
+    for person in (ann, bob):
+        person.connected(times=2)
+    bob.until("rec.sends['sent while down'].settled === 1")
+    ann.send("main", "after")
+    conversation["main"].append("after")
+    for person in (ann, bob):
+        for room, texts in conversation.items():
+            person.shows(room, texts)
+        assert person.events("reset") == []
+    # A page that comes now is given the same conversation from the file.
+    carol = people("carol", **transport_options)
+    carol.join("dev")
+    for room, texts in conversation.items():
+        carol.shows(room, texts)
