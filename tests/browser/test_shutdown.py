@@ -53,6 +53,35 @@ def test_a_graceful_restart_brings_every_page_back_with_no_error(
         successor.kill()
 
 
+def test_a_stop_then_start_restart_shows_no_error_either(
+    people: Callable[..., Person], chat_server: tuple[ServerProcess, str],
+    transport_options: dict[str, Any]
+) -> None:
+    server = chat_server[0]
+    # A backoff that may wait up to 4 s, so the quiet period after the 4014 (the
+    # server's retry window + maxDelay) outlasts a slow start of the new process.
+    ann = people("ann", minDelay=100, maxDelay=4000, **transport_options)
+    ann.send("main", "before")
+    # The plain way: stop, then start. The page's first attempts fail while nothing
+    # listens; after the 4014 they are expected, so they are no errors.
+    successor = server.twin()
+    try:
+        assert server.terminate() == 0
+        ann.until("count('reconnect') >= 1")
+        successor.start()
+        ann.connected(times=2)
+        assert person_events(ann) == ["connect", "disconnect", "reconnect", "connect"]
+        assert ann.events("error") == []
+        ann.send("main", "after")
+        ann.sees("main", "after")
+    finally:
+        successor.kill()
+
+
+def person_events(person: Person) -> list[str]:
+    return [name for name, _ in person.js("rec.events")]
+
+
 @pytest.mark.sqlite
 def test_a_server_killed_and_restarted_on_its_sqlite_file_loses_nothing_acknowledged(
     people: Callable[..., Person], chat_server: tuple[ServerProcess, str],
