@@ -65,8 +65,8 @@ function onConnect(info) {
       readShown();
     });
   });
+  restoreRooms();  // before anything is saved over what was kept
   show(app.home);
-  restoreRooms();
   $('text').focus();
 }
 
@@ -80,7 +80,8 @@ chitchat.on('disconnect', () => { setState(); view.renderPending(); });
 chitchat.on('reconnect', () => { setState(); view.renderPending(); });
 chitchat.on('unauthorized', (meta) => {
   setState();
-  $('login-error').textContent = '"' + $('name').value.trim() + '": ' + why(meta, 'Not allowed in.');
+  const name = $('name').value.trim();
+  $('login-error').textContent = (name ? '"' + name + '": ' : '') + why(meta, 'Not allowed in.');
 });
 chitchat.on('messages', (list) => received(list[0].room, list));
 chitchat.on('presence', (p) => inRoom(p.room, (room) => {

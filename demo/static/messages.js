@@ -37,8 +37,10 @@ function messageItem(msg) {
       el('button', {type: 'submit', class: 'save'}, 'Save'),
       el('button', {type: 'button', class: 'cancel'}, 'Cancel'))
     : el('span', {class: 'text'}, text);
-  return el('li', {class: 'msg' + (msg.user === app.me ? ' mine' : ''),
+  const busy = app.editing === msg.id || app.deleting === msg.id;
+  return el('li', {class: 'msg' + (msg.user === app.me ? ' mine' : '') + (busy ? ' busy' : ''),
                    data: {id: msg.id, seq: msg.seq, user: msg.user === null ? '' : msg.user}},
+    actionsOf(msg),
     el('span', {class: 'who'}, msg.user === null ? 'server' : msg.user),
     body,
     msg.edited ? el('span', {class: 'edited', title: 'edited at ' + clock(msg.edited)}, '(edited)') : null,
@@ -46,8 +48,7 @@ function messageItem(msg) {
     app.deleting === msg.id && el('span', {class: 'confirm'}, 'Delete this message? ',
       el('button', {type: 'button', class: 'confirm-yes'}, 'Delete'),
       el('button', {type: 'button', class: 'confirm-no'}, 'Keep')),
-    reactionsOf(msg),
-    actionsOf(msg));
+    reactionsOf(msg));
 }
 
 // Changes to the list keep the view where the reader has it: at the bottom if it was,
@@ -70,8 +71,12 @@ export function place(msg) {
   if (old) {
     old.replaceWith(item);
   } else {
-    const next = room.messages[room.messages.indexOf(room.find(msg.id)) + 1];
-    $('messages').insertBefore(item, (next && itemOf(next.id)) || null);
+    // Before the first later message on screen (older ones arrive oldest first).
+    let next = null;
+    for (let i = room.messages.indexOf(room.find(msg.id)) + 1; !next && i < room.messages.length; i++) {
+      next = itemOf(room.messages[i].id);
+    }
+    $('messages').insertBefore(item, next);
   }
   const input = item.querySelector('.edit-text');
   if (input && draft) input.value = draft.value;
@@ -165,24 +170,32 @@ function act(promise, done) {
   promise.then(done, (meta) => { $('send-error').textContent = why(meta, 'Refused.'); });
 }
 
+// What each button of a message does to the page's state (then the message is redrawn).
+const BUTTONS = {
+  edit: (msg) => { [app.editing, app.deleting] = [msg.id, null]; },
+  cancel: () => { app.editing = null; },
+  delete: (msg) => { [app.deleting, app.editing] = [msg.id, null]; },
+  'confirm-no': () => { app.deleting = null; },
+  'confirm-yes': (msg, room) => act(chitchat.remove(room.name, msg.id), () => {
+    app.deleting = null;
+    room.drop(msg.id);
+    removeItem(msg.id);
+  })
+};
+
 function onClick(event) {
   const button = event.target.closest('button');
   const item = event.target.closest('li.msg');
   const room = shownRoom();
-  if (!button || !item || !room) return;
-  const msg = room.find(item.dataset.id);
-  if (!msg) return;
+  const msg = item && room && room.find(item.dataset.id);
+  if (!button || !msg) return;
   if (button.dataset.emoji) {
     act(chitchat.react(room.name, msg.id, button.dataset.emoji), () => {});
     return;
   }
-  if (button.classList.contains('edit')) [app.editing, app.deleting] = [msg.id, null];
-  else if (button.classList.contains('cancel')) app.editing = null;
-  else if (button.classList.contains('delete')) [app.deleting, app.editing] = [msg.id, null];
-  else if (button.classList.contains('confirm-no')) app.deleting = null;
-  else if (button.classList.contains('confirm-yes')) {
-    act(chitchat.remove(room.name, msg.id), () => { app.deleting = null; });
-  }
+  const action = Object.keys(BUTTONS).find((name) => button.classList.contains(name));
+  if (!action) return;  // Save: the editor's submit does it
+  BUTTONS[action](msg, room);
   place(msg);
 }
 
@@ -210,8 +223,11 @@ export function initMessages() {
       place(msg);
     }
   });
+  let lastTop = 0;
   $('scroll').addEventListener('scroll', () => {
+    const top = $('scroll').scrollTop;
     const room = shownRoom();
-    if (room && $('scroll').scrollTop < 40) loadOlder(room);
+    if (room && top < 40 && top < lastTop) loadOlder(room);  // the reader went up
+    lastTop = top;
   });
 }
