@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 from sockjs.tornado import static as sockjs_static  # type: ignore[import-untyped]
 
+from .cors import needs_checked_cors, with_checked_cors
 from .transports.sockjs import ChitchatSockJSRouter
 from .transports.websocket import WebSocketTransport
 
@@ -35,8 +36,9 @@ class ChatRouter:
     - ``<prefix>/ws``: the native WebSocket transport (``websocket=False`` leaves it out).
     - ``<prefix>/...``: SockJS, through sockjs-tornado, with jsonp and htmlfile off, no
       JSESSIONID cookie, ``sockjs_url`` pointing at the bundle above (the iframe-*
-      transports load it), and the iframe page framable only by allowed origins.
-      ``sockjs_settings`` overrides any sockjs-tornado setting.
+      transports load it), the iframe page framable only by allowed origins, and CORS
+      headers only for allowed origins (``chitchat.cors``). ``sockjs_settings``
+      overrides any sockjs-tornado setting.
     """
 
     def __init__(
@@ -64,6 +66,8 @@ class ChatRouter:
             pattern, handler, kwargs = rule
             if handler is sockjs_static.IFrameHandler:
                 handler = FramableIFrameHandler
+            elif needs_checked_cors(handler):
+                handler = with_checked_cors(handler)
             if pattern.endswith("/jsonp_send$") and "jsonp" in disabled:
                 continue  # sockjs-tornado keeps this route even with jsonp off
             rules.append((pattern, handler, kwargs))

@@ -33,11 +33,15 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 import chitchat
+from chitchat.cors import needs_checked_cors, with_checked_cors
 from chitchat.router import ChatRouter, ClientScriptHandler, FramableIFrameHandler
 from chitchat.transports.sockjs import ChitchatConnection
 from chitchat.transports.websocket import WebSocketTransport
 
 CHAT, PLAIN = "/chat", "/plain"
+#: The page the CORS requests come from: allowed by the chat, so that sockjs-tornado's
+#: CORS answers can be compared; ``FOREIGN`` is not (the documented difference).
+PAGE, FOREIGN = "http://page.example", "http://foreign.example"
 
 #: What chitchat sets on purpose (docs/transports.md), spelled out rather than imported
 #: from chitchat.router: a silent change there then shows up as a difference here.
@@ -86,7 +90,8 @@ class Mounted:
 
 @pytest.fixture
 def mounted(io_loop: Any) -> Mounted:
-    chat = chitchat.Chat(max_frame_size=200_000)  # room for the padded auth frames
+    # Room for the padded auth frames; the page origin allowed (CORS compared).
+    chat = chitchat.Chat(max_frame_size=200_000, allowed_origins=[PAGE])
 
     @chat.authorize
     def authorize(data: Any, good: Any, bad: Any) -> None:
@@ -252,15 +257,29 @@ def test_routes_are_sockjs_tornado_routes_but_the_documented_ones(mounted: Mount
 
     plain = table(mounted.plain.urls, PLAIN)
     # docs/transports.md: the jsonp_send route removed; the iframe page served by a
-    # subclass that adds the CSP header; chitchat.js and the native /ws added.
+    # subclass that adds the CSP header; the CORS-answering handlers by subclasses that
+    # change only who gets CORS headers; chitchat.js and the native /ws added.
     assert sockjs_static.IFrameHandler in {h for _, h in plain}
     assert issubclass(FramableIFrameHandler, sockjs_static.IFrameHandler)
+
+    def chitchat_handler(handler: Any) -> Any:
+        if handler is sockjs_static.IFrameHandler:
+            return FramableIFrameHandler
+        if needs_checked_cors(handler):
+            checked = with_checked_cors(handler)
+            assert checked.__mro__[2] is handler
+            # The mixin before it changes these methods only.
+            assert {k for k, v in vars(checked.__mro__[1]).items() if callable(v)} == {
+                "_cors_allowed", "preflight", "verify_origin", "options"}
+            return checked
+        return handler
+
+    cors = [h for _, h in plain if needs_checked_cors(h)]
+    assert {h.__name__ for h in cors} == {
+        "InfoHandler", "ChunkingTestHandler", "XhrPollingTransport", "XhrSendHandler",
+        "XhrStreamingTransport", "EventSourceTransport", "JSONPSendHandler"}
     expected = [(r"<p>/(chitchat\.js)", ClientScriptHandler), ("<p>/ws", WebSocketTransport)]
-    expected += [
-        (p, FramableIFrameHandler if h is sockjs_static.IFrameHandler else h)
-        for p, h in plain
-        if not p.endswith("/jsonp_send$")
-    ]
+    expected += [(p, chitchat_handler(h)) for p, h in plain if not p.endswith("/jsonp_send$")]
     assert table(mounted.router.urls, CHAT) == expected
     for pattern, handler, kwargs in mounted.router.urls[2:]:
         assert kwargs == {"server": mounted.router.sockjs}, (pattern, handler)
@@ -269,7 +288,7 @@ def test_routes_are_sockjs_tornado_routes_but_the_documented_ones(mounted: Mount
 # -- plain HTTP answers ---------------------------------------------------------------------
 
 PREFLIGHT = {
-    "Origin": "http://page.example",
+    "Origin": PAGE,
     "Access-Control-Request-Method": "POST",
     "Access-Control-Request-Headers": "content-type",
 }
@@ -312,6 +331,58 @@ async def test_same_http_answer(
     assert "set-cookie" not in headers(chat)
 
 
+#: Routes sockjs-tornado answers with CORS headers (its PreflightHandler subclasses)
+#: that answer at once; the streaming ones are read by tests/test_cors.py.
+CORS_ROUTES = [
+    pytest.param("GET", "/info", id="info"),
+    pytest.param("POST", "/000/{s}/xhr", id="xhr"),
+    pytest.param("POST", "/000/{s}/xhr_send", id="xhr_send-unknown-session"),
+]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("method", "path"), CORS_ROUTES)
+async def test_foreign_origin_gets_the_same_answer_without_cors_headers(
+    http_client: AsyncHTTPClient, base_url: str, method: str, path: str
+) -> None:
+    # Deliberate (docs/transports.md, "CORS"): sockjs-tornado reflects any Origin with
+    # credentials; chitchat sends CORS headers only to origins the chat allows, and
+    # answers the rest exactly as sockjs-tornado does otherwise.
+    kwargs: dict[str, Any] = {"method": method, "headers": {"Origin": FOREIGN}}
+    if method == "POST":
+        kwargs["body"] = b'["x"]' if path.endswith("xhr_send") else b""
+    chat, plain = await ask_both(http_client, base_url, path.format(s=sid()), **kwargs)
+    varying = frozenset({"content-length", "etag"}) if path == "/info" else frozenset()
+    plain_cors = {k: v for k, v in headers(plain, varying).items()
+                  if k.startswith("access-control-")}
+    assert plain_cors == {"access-control-allow-origin": FOREIGN,
+                          "access-control-allow-credentials": "true"}
+    assert chat.code == plain.code
+    assert headers(chat, varying) == {k: v for k, v in headers(plain, varying).items()
+                                      if k not in plain_cors}
+    # (chunking_test, the other such route, takes 4 s to answer: its refused preflight
+    # is below, and tests/test_cors.py checks its answer's headers.)
+    if path != "/info":  # the info body carries a random entropy
+        assert chat.body == plain.body
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", ["/000/x/xhr", "/000/x/xhr_send", "/000/x/xhr_streaming",
+                                  "/info", "/chunking_test"])
+async def test_foreign_origin_preflight_is_refused(
+    http_client: AsyncHTTPClient, base_url: str, path: str
+) -> None:
+    # Deliberate (docs/transports.md, "CORS"): 403 with nothing but Tornado's own
+    # headers, where sockjs-tornado says 204 with CORS and year-long cache headers.
+    request = dict(PREFLIGHT, Origin=FOREIGN)
+    chat, plain = await ask_both(http_client, base_url, path, method="OPTIONS",
+                                 headers=request)
+    assert plain.code == 204 and headers(plain)["access-control-allow-origin"] == FOREIGN
+    assert (chat.code, chat.body) == (403, b"")
+    assert set(headers(chat)) == {"server", "date", "content-type", "content-length",
+                                  "connection"}  # Tornado's own
+
+
 @pytest.mark.gen_test
 async def test_greeting(http_client: AsyncHTTPClient, base_url: str) -> None:
     chat, plain = await ask_both(http_client, base_url, "")
@@ -345,7 +416,7 @@ async def test_iframe_page(http_client: AsyncHTTPClient, base_url: str, page: st
     # Deliberate (docs/transports.md): the iframe page carries a CSP frame-ancestors
     # header. It is the only difference.
     extra = {k: v for k, v in chat_headers.items() if k not in plain_headers}
-    assert extra == {"content-security-policy": "frame-ancestors 'self'"}
+    assert extra == {"content-security-policy": f"frame-ancestors 'self' {PAGE}:80"}
     assert {k: v for k, v in chat_headers.items() if k in plain_headers} == plain_headers
 
     # Revalidation: the same 304 from both (sockjs-tornado clears every header on a 304,
@@ -410,7 +481,7 @@ async def test_xhr_polling(http_client: AsyncHTTPClient, base_url: str) -> None:
     assert chat.code == 204
     chat, plain = await ask_both(
         http_client, base_url, f"/000/{session}/xhr_send", method="POST", body=b'["x"]',
-        headers={"Origin": "http://page.example"},
+        headers={"Origin": PAGE},
     )
     assert_same(chat, plain)  # with CORS headers this time
     assert chat.code == 204

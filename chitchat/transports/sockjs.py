@@ -9,6 +9,8 @@ close waits until the client has had time to fetch the last frames.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from sockjs.tornado import SockJSConnection, SockJSRouter, proto  # type: ignore[import-untyped]
@@ -20,20 +22,48 @@ from .base import Connection, RequestInfo
 if TYPE_CHECKING:
     from ..chat import Chat
 
-__all__ = ["ChitchatConnection", "ChitchatSockJSRouter"]
+__all__ = ["ChitchatConnection", "ChitchatSockJSRouter", "RefusalLog"]
+
+log = logging.getLogger("chitchat.transports")
 
 #: On HTTP transports the client fetches its last frames with its next poll. A close
 #: waits until they are fetched (checking every CLOSE_CHECK seconds), at most this long.
 CLOSE_GRACE = 5.0
 CLOSE_CHECK = 0.05
+#: Origins refused CORS are logged at most once per this many seconds, with a count: a
+#: page that retries must not flood the log.
+LOG_EVERY = 60.0
 
 
 class ChitchatSockJSRouter(SockJSRouter):  # type: ignore[misc]
-    """A SockJSRouter that knows its Chat, so that connections can find it."""
+    """A SockJSRouter that knows its Chat, so that connections can find it, and keeps
+    the log of origins refused CORS (``chitchat.cors``)."""
 
     def __init__(self, chat: Chat, prefix: str, settings: dict[str, Any]) -> None:
         self.chat = chat
+        self.cors_refusals = RefusalLog()
         super().__init__(ChitchatConnection, prefix, settings)
+
+
+class RefusalLog:
+    """Counts the requests whose origin was refused CORS (``chitchat.cors``); logs the
+    latest, with the count, at most once per LOG_EVERY."""
+
+    __slots__ = ("_next", "_unlogged")
+
+    def __init__(self) -> None:
+        self._unlogged = 0
+        self._next = 0.0
+
+    def refused(self, origin: str, path: str) -> None:
+        self._unlogged += 1
+        now = time.monotonic()
+        if now >= self._next:
+            log.warning("no CORS headers for origin %r (%s; %d refused since the last "
+                        "report): add it to allowed_origins if its pages may use the chat",
+                        origin, path, self._unlogged)
+            self._unlogged = 0
+            self._next = now + LOG_EVERY
 
 
 class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
