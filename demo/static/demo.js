@@ -3,7 +3,7 @@
 
 import {$, why} from './dom.js';
 import {app, roomOf} from './model.js';
-import {initRooms, renderRooms, restoreRooms} from './rooms.js';
+import {initRooms, remember, renderRooms, restoreRooms} from './rooms.js';
 import * as view from './messages.js';
 import {initComposer} from './composer.js';
 
@@ -33,6 +33,7 @@ function show(name) {
   app.shown = name;
   app.editing = app.deleting = null;
   view.renderShown();
+  remember();
   renderRooms();
   readShown();
 }
@@ -123,6 +124,7 @@ chitchat.on('reset', (r) => inRoom(r.room, (room) => {
 }));
 chitchat.on('removed', (r) => inRoom(r.room, (room) => {
   app.rooms.delete(room.name);
+  remember();
   $('room-error').textContent = 'You are no longer in "' + room.name + '".';
   if (isShown(room)) show(app.home);
   renderRooms();

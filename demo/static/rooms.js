@@ -8,7 +8,9 @@ let showRoom = () => {};
 
 const storageKey = () => 'chitchat-demo:' + app.me;
 
-function save() {
+/** Keep which rooms this user has open here, and the one shown. */
+export function remember() {
+  if (app.shown === null) return;  // still restoring what was kept: keep it
   const rooms = [...app.rooms.keys()].filter((name) => name !== app.home);
   try {
     localStorage.setItem(storageKey(), JSON.stringify({rooms, shown: app.shown}));
@@ -38,8 +40,10 @@ function roomItem(room) {
 }
 
 export function renderRooms() {
-  $('rooms').replaceChildren(...[...app.rooms.values()].map(roomItem));
-  save();
+  const rooms = [...app.rooms.values()];
+  $('rooms').replaceChildren(...rooms.map(roomItem));
+  const unread = rooms.reduce((sum, room) => sum + (room.joined ? room.unread(app.me) : 0), 0);
+  document.title = (unread ? '(' + unread + ') ' : '') + 'chitchat demo';
 }
 
 /** Join `name` (the server's join handler decides); show it once joined if `show`. */
@@ -49,6 +53,7 @@ export function joinRoom(name, show = true) {
     return;
   }
   const room = roomOf(name);
+  remember();
   renderRooms();
   chitchat.join(name).then((info) => {
     if (app.rooms.get(name) !== room) return;  // left while joining
@@ -57,6 +62,7 @@ export function joinRoom(name, show = true) {
     else renderRooms();
   }, (meta) => {
     if (app.rooms.get(name) === room) app.rooms.delete(name);
+    remember();
     renderRooms();
     $('room-error').textContent = 'Could not join "' + name + '": ' + why(meta, 'refused.');
   });
@@ -66,6 +72,7 @@ export function leaveRoom(name) {
   chitchat.leave(name).catch(() => {});  // out at once either way
   app.rooms.delete(name);
   if (app.shown === name) showRoom(app.home);
+  remember();
   renderRooms();
 }
 

@@ -197,7 +197,7 @@ def test_members_come_and_go_live(start_demo: StartDemo, open_page: OpenPage) ->
 
 # -- typing ---------------------------------------------------------------------------
 
-TYPING_TTL = 3.0  # s, the demo's --typing-ttl in the typing test
+TYPING_TTL = 4.0  # s, the demo's --typing-ttl in the typing test
 
 
 def keep_typing_until_seen(typist: Any, watcher: Any, line: str) -> None:
