@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from .conftest import ServerProcess, free_port
 
 WAIT = 15_000  # ms: the longest any single step may take
+BACK = 30_000  # ms: for a page to find a restarted server (its backoff grows while it is down)
 XSS = "<img src=x onerror=alert(1)>"
 
 StartDemo = Callable[..., tuple[ServerProcess, str]]
@@ -79,8 +80,8 @@ def login(page: Any, name: str) -> None:
     expect(page.locator("#room-title")).to_have_text("main", timeout=WAIT)
 
 
-def connected(page: Any) -> None:
-    expect(page.locator("#state")).to_have_attribute("data-state", "connected", timeout=WAIT)
+def connected(page: Any, timeout: float = WAIT) -> None:
+    expect(page.locator("#state")).to_have_attribute("data-state", "connected", timeout=timeout)
 
 
 def say(page: Any, text: str) -> None:
@@ -355,8 +356,10 @@ def test_scrolling_up_loads_older_messages_page_by_page(
 
 def test_sends_while_reconnecting_wait_as_pending_and_go_out_after_a_restart(
         start_demo: StartDemo, open_page: OpenPage) -> None:
-    server, url = start_demo()
+    server, url = start_demo()  # in memory: a restart loses the log
     ann, bob = open_page(url, "Ann"), open_page(url, "Bob")
+    say(ann, "before the restart")
+    expect_texts(bob, ["before the restart"])
     server.kill()
     expect(ann.locator("#state")).to_have_attribute("data-state", "reconnecting", timeout=WAIT)
     expect(ann.locator("#state")).to_have_text("reconnecting")
@@ -368,11 +371,14 @@ def test_sends_while_reconnecting_wait_as_pending_and_go_out_after_a_restart(
     expect(ann.locator("#text")).to_have_value("")
 
     server.start()
-    connected(ann)
+    connected(ann, BACK)
     expect(message(ann, "said while away")).to_have_count(1, timeout=WAIT)
     expect(pending).to_have_count(0, timeout=WAIT)
-    expect(message(bob, "said while away")).to_have_count(1, timeout=30_000)
+    expect(message(bob, "said while away")).to_have_count(1, timeout=BACK)
     connected(bob)
+    # The new server's log is another one: each page got a reset and cleared the room.
+    expect_texts(ann, ["said while away"])
+    expect_texts(bob, ["said while away"])
 
 
 # -- names and safety -----------------------------------------------------------------
