@@ -1,11 +1,12 @@
 """The chitchat demo: pick a name, join rooms, chat.
 
-    python demo/app.py [--port 8080] [--host 127.0.0.1] [--memory] [--history 50]
+    python demo/app.py [--port 8080] [--host 127.0.0.1] [--redis URL] [--memory] [--history 50]
 
 Runs on the embedded defaults (in-memory broker and store): nothing else to start.
-Uses only chitchat's public API. The page (index.html, static/) shows rooms with
-unread counts, members, typing, history paging, read receipts, edits, deletes,
-reactions and the outbox.
+With ``--redis`` it keeps the chat in that Redis, so that several demo processes (see
+``demo/run.sh --procs``) serve one chat. Uses only chitchat's public API. The page
+(index.html, static/) shows rooms with unread counts, members, typing, history paging,
+read receipts, edits, deletes, reactions and the outbox.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL"),
+                        help="a Redis URL: share the chat with other processes")
     parser.add_argument("--memory", action="store_true",
                         help="keep everything in memory (the default store, for now)")
     parser.add_argument("--history", type=int, default=50, metavar="N",
@@ -116,7 +119,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def chat_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Chat's keyword options for these flags."""
-    return {"history": args.history, "typing_ttl": args.typing_ttl}
+    options: dict[str, Any] = {"history": args.history, "typing_ttl": args.typing_ttl}
+    if args.redis:
+        # Behind the load balancer of demo/run.sh --procs, clients' addresses come from it.
+        options.update(redis=args.redis, trusted_proxies="127.0.0.1")
+    return options
 
 
 async def main() -> None:
