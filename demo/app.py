@@ -1,12 +1,15 @@
 """The chitchat demo: pick a name, join rooms, chat.
 
-    python demo/app.py [--port 8080] [--host 127.0.0.1] [--redis URL] [--memory] [--history 50]
+    python demo/app.py [--port 8080] [--host 127.0.0.1] [--db PATH | --memory | --redis URL]
+                       [--history 50] [--typing-ttl 5]
 
-Runs on the embedded defaults (in-memory broker and store): nothing else to start.
-With ``--redis`` it keeps the chat in that Redis, so that several demo processes (see
-``demo/run.sh --procs``) serve one chat. Uses only chitchat's public API. The page
-(index.html, static/) shows rooms with unread counts, members, typing, history paging,
-read receipts, edits, deletes, reactions and the outbox.
+Keeps the chat in a SQLite file (``.demo-chat.db`` in the repository, or ``--db PATH``),
+so a restarted demo still has every room's messages: nothing else to start.
+``--memory`` keeps everything in memory (gone when it stops). With ``--redis`` it keeps
+the chat in that Redis, so that several demo processes (see ``demo/run.sh --procs``)
+serve one chat. Uses only chitchat's public API. The page (index.html, static/) shows
+rooms with unread counts, members, typing, history paging, read receipts, edits,
+deletes, reactions and the outbox.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import tornado.web
 import chitchat
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_DB = os.path.join(os.path.dirname(HERE), ".demo-chat.db")  # gitignored
 # Names: 1 to 32 characters, anything printable (the page shows names as text only).
 NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,32}")
 # Room names: 1 to 40 letters, digits, underscores, spaces or dashes, not starting or
@@ -106,10 +110,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--redis", default=os.environ.get("REDIS_URL"),
-                        help="a Redis URL: share the chat with other processes")
-    parser.add_argument("--memory", action="store_true",
-                        help="keep everything in memory (the default store, for now)")
+    kept = parser.add_mutually_exclusive_group()  # where the chat is kept
+    kept.add_argument("--db", metavar="PATH",
+                      help="the SQLite file (default: .demo-chat.db in the repository)")
+    kept.add_argument("--memory", action="store_true",
+                      help="keep everything in memory: gone when the demo stops")
+    kept.add_argument("--redis", default=os.environ.get("REDIS_URL"),
+                      help="a Redis URL: share the chat with other processes")
     parser.add_argument("--history", type=int, default=50, metavar="N",
                         help="messages a page gets when it opens a room (default 50)")
     parser.add_argument("--typing-ttl", type=float, default=5.0, metavar="SECONDS",
@@ -120,23 +127,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def chat_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Chat's keyword options for these flags."""
     options: dict[str, Any] = {"history": args.history, "typing_ttl": args.typing_ttl}
-    if args.redis:
+    if args.memory:
+        pass  # chitchat's own default
+    elif args.redis and not args.db:  # (--redis, or REDIS_URL in the environment)
         # Behind the load balancer of demo/run.sh --procs, clients' addresses come from it.
         options.update(redis=args.redis, trusted_proxies="127.0.0.1")
+    else:
+        options.update(store=chitchat.SQLiteStore(args.db or DEFAULT_DB))
     return options
 
 
 async def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    chat = make_chat(**chat_options(args))
+    options = chat_options(args)
+    chat = make_chat(**options)
     server = make_app(chat).listen(args.port, args.host)
     chitchat.tune_gc()  # after start-up: fewer, shorter collector pauses (docs/benchmarks.md)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"chitchat demo ready on http://{args.host}:{args.port}/", flush=True)
+    kept = "in memory" if args.memory else "in Redis" if "redis" in options else (
+        f"in {options['store'].path}")
+    print(f"chitchat demo ready on http://{args.host}:{args.port}/ (the chat is kept {kept})",
+          flush=True)
     await stop.wait()
     # Graceful: refuse newcomers, let handlers answer, tell every page to reconnect
     # after a random delay (so a restarted demo is not met by all of them at once).
