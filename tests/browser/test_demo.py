@@ -11,6 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,12 +30,14 @@ OpenPage = Callable[..., Any]
 @pytest.fixture
 def start_demo() -> Iterator[StartDemo]:
     """``start_demo(*flags)``: the demo in a child process (``demo/app.py`` with
-    ``flags``, in memory unless the flags name a store); returns (process, url)."""
+    ``flags``, in memory unless they say ``--db``); returns (process, url)."""
     servers: list[ServerProcess] = []
 
     def _start(*flags: str) -> tuple[ServerProcess, str]:
         port = free_port()
-        server = ServerProcess([sys.executable, "demo/app.py", "--port", str(port), *flags])
+        kept = [] if "--db" in flags else ["--memory"]
+        server = ServerProcess([sys.executable, "demo/app.py", "--port", str(port), *kept,
+                                *flags])
         server.start()
         servers.append(server)
         return server, f"http://127.0.0.1:{port}"
@@ -379,6 +382,58 @@ def test_sends_while_reconnecting_wait_as_pending_and_go_out_after_a_restart(
     # The new server's log is another one: each page got a reset and cleared the room.
     expect_texts(ann, ["said while away"])
     expect_texts(bob, ["said while away"])
+
+
+def test_a_demo_killed_and_restarted_on_its_sqlite_file_keeps_the_whole_conversation(
+        start_demo: StartDemo, open_page: OpenPage, tmp_path: Path) -> None:
+    server, url = start_demo("--db", str(tmp_path / "chat.db"))
+    ann, bob = open_page(url, "Ann"), open_page(url, "Bob")
+    join(ann, "dev")
+    join(bob, "dev")
+    say(ann, "in dev")
+    open_room(ann, "main")
+    open_room(bob, "main")
+    say(ann, "hello")
+    say(bob, "hi Ann")
+    say(ann, "tpyo")
+    say(bob, "never mind")
+    edited = message(ann, "tpyo")
+    edited.hover()
+    edited.locator("button.edit").click()
+    ann.locator("#messages .edit-text").fill("typo")
+    ann.locator("#messages .edit-text").press("Enter")
+    message(bob, "hello").hover()
+    message(bob, "hello").locator('.actions button[data-emoji="🎉"]').click()
+    message(bob, "never mind").hover()
+    message(bob, "never mind").locator("button.delete").click()
+    message(bob, "never mind").locator("button.confirm-yes").click()
+    conversation = ["hello", "hi Ann", "typo"]
+    expect_texts(ann, conversation)
+    expect(message(ann, "hello").locator(".reaction")).to_have_text("🎉 1", timeout=WAIT)
+    # A mark on what the page shows now: a reset would redraw the room without it.
+    message(ann, "hello").evaluate("el => { el.dataset.before = 'restart'; }")
+
+    server.kill()  # SIGKILL: no goodbye, nothing flushed at exit
+    expect(ann.locator("#state")).to_have_attribute("data-state", "reconnecting", timeout=WAIT)
+    server.start()  # the same file
+    connected(ann, BACK)
+    connected(bob, BACK)
+    # Recovered from where each page was: no reset, nothing shown twice, nothing lost.
+    expect_texts(ann, conversation)
+    expect(ann.locator('#messages li[data-before="restart"] .text')).to_have_text("hello")
+    say(bob, "still here")
+    expect_texts(ann, [*conversation, "still here"])
+
+    # A newcomer gets it all from the file, in its current state.
+    cy = open_page(url, "Cy")
+    expect_texts(cy, [*conversation, "still here"])
+    expect(message(cy, "typo").locator(".edited")).to_have_text("(edited)")
+    expect(message(cy, "hello").locator(".reaction")).to_have_attribute("title", "Bob")
+    # And Bob's page, reloaded, joins dev again and finds its message there.
+    bob.reload()
+    login(bob, "Bob")
+    open_room(bob, "dev")
+    expect_texts(bob, ["in dev"])
 
 
 # -- names and safety -----------------------------------------------------------------
