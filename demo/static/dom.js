@@ -30,6 +30,11 @@ export function nameList(names, most = 3) {
   return names.slice(0, -1).join(', ') + ' and ' + names[names.length - 1];
 }
 
+/** A message's text (the demo's messages are {text}; anything else shows as empty). */
+export function textOf(data) {
+  return data && typeof data.text === 'string' ? data.text : '';
+}
+
 /** What a refusal says: the handler's reason, or the client's error name. */
 export function why(meta, fallback) {
   if (meta && meta.reason) return meta.reason;

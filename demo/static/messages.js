@@ -1,7 +1,7 @@
 // The shown room: its messages (with edit, delete and reactions), "seen by", the
 // sends still pending, who is typing, its members, and older messages on scroll-up.
 
-import {$, el, nameList, why} from './dom.js';
+import {$, el, nameList, textOf, why} from './dom.js';
 import {app} from './model.js';
 
 const EMOJI = ['👍', '❤️', '😂', '🎉', '😮'];
@@ -30,7 +30,7 @@ function actionsOf(msg) {
 }
 
 function messageItem(msg) {
-  const text = String(msg.data && msg.data.text);
+  const text = textOf(msg.data);
   const body = app.editing === msg.id
     ? el('form', {class: 'editor'},
       el('input', {class: 'edit-text', value: text, maxlength: 500, 'aria-label': 'Edit message'}),
@@ -108,7 +108,7 @@ export function renderPending() {
   keepingScroll(() => $('pending').replaceChildren(...waiting.map((p) =>
     el('li', {class: 'pending', data: {cid: p.cid, state: p.state}},
       el('span', {class: 'who'}, app.me),
-      el('span', {class: 'text'}, String(p.data.text)),
+      el('span', {class: 'text'}, textOf(p.data)),
       el('span', {class: 'status'}, status(p))))));
 }
 

@@ -443,6 +443,8 @@ def test_a_bad_name_is_refused_with_the_reason_and_a_good_one_then_works(
         start_demo: StartDemo, open_page: OpenPage) -> None:
     _, url = start_demo()
     page = open_page(url)
+    policy = page.request.get(url + "/").headers["content-security-policy"]
+    assert policy.startswith("default-src 'self';")
     expect(page.locator("#state")).to_have_text("disconnected")
     page.fill("#name", "   ")
     page.click("#login button")
@@ -489,3 +491,17 @@ def test_html_in_a_message_a_room_name_and_a_user_name_is_shown_as_text(
     expect(bob.locator("#seen")).to_have_text(f"seen by {XSS}", timeout=WAIT)
     for page in (bob, mallory):
         assert page.locator("#app img").count() == 0
+
+
+def test_the_page_has_no_inline_script_and_never_writes_html() -> None:
+    # What the CSP would refuse anyway (inline scripts), and the calls that would turn
+    # text into markup: none in the demo's own code.
+    demo = Path(__file__).parents[2] / "demo"
+    page = (demo / "index.html").read_text()
+    scripts = re.findall(r"<script\b[^>]*>", page)
+    assert scripts and all(" src=" in tag for tag in scripts)
+    assert re.search(r"<script\b[^>]*>\s*(?!</script>)\S", page) is None  # no body
+    for source in sorted((demo / "static").glob("*.js")):
+        code = source.read_text()
+        for call in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert call not in code, f"{source.name} uses {call}"
