@@ -37,7 +37,7 @@ KINDS = {
 
 @pytest.fixture(params=list(KINDS))
 def kind(request: pytest.FixtureRequest) -> Kind:
-    return KINDS[request.param]
+    return KINDS[request.param]  # indirect parametrization may narrow the list
 
 
 @pytest.fixture
@@ -66,9 +66,9 @@ async def another(kind: Kind, path: Path) -> AsyncIterator[Store]:
         await made.close()
 
 
-def needs_persistence(kind: Kind) -> None:
-    if not kind.persistent:
-        pytest.skip("this store keeps nothing beyond itself")
+#: For the tests of what outlives a store object: only the kinds that keep data.
+persistent_kinds = pytest.mark.parametrize(
+    "kind", [name for name, k in KINDS.items() if k.persistent], indirect=True)
 
 
 _ids = itertools.count(1)
@@ -135,10 +135,10 @@ async def test_a_store_that_lost_its_data_gives_the_room_a_new_epoch(
         assert position.last == 0
 
 
+@persistent_kinds
 @pytest.mark.gen_test
 async def test_an_acknowledged_append_is_seen_by_a_store_opened_after_it(
         store: Store, kind: Kind, tmp_path: Path) -> None:
-    needs_persistence(kind)
     messages = await fill(store, "a", 3)
     epoch = (await store.position("a")).epoch
     async with another(kind, tmp_path) as second:  # the first one is still open
@@ -151,10 +151,10 @@ async def test_an_acknowledged_append_is_seen_by_a_store_opened_after_it(
         assert (await third.append("a", draft())).message.seq == 4
 
 
+@persistent_kinds
 @pytest.mark.gen_test
 async def test_two_stores_on_the_same_data_share_one_log(
         store: Store, kind: Kind, tmp_path: Path) -> None:
-    needs_persistence(kind)
     async with another(kind, tmp_path) as other:  # as another process would
         results = await asyncio.gather(*[(store, other)[n % 2].append("a", draft("ann"))
                                          for n in range(100)])
