@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Start the demo chat: installs chitchat into .venv (building the browser client from
-# npm) and serves the demo on http://127.0.0.1:8080/ (--port/--host to change).
+# npm) and serves the demo on http://127.0.0.1:8080/ (--port/--host to change). Other
+# arguments go to demo/app.py as they are (--db, --memory, --history, ...: --help).
 #
-#   bash demo/run.sh                                   one process, everything in memory
+#   bash demo/run.sh                                   one process, the chat kept in a SQLite
+#                                                      file (.demo-chat.db; --memory: in memory)
 #   bash demo/run.sh --redis URL                       one process, the chat kept in Redis
 #   bash demo/run.sh --redis URL --procs 2             two processes on that Redis, behind
 #                                                      nginx (deploy/nginx.conf) on --port

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from browser.conftest import ServerProcess, free_port
@@ -12,9 +13,11 @@ from clients import NativeWebSocketClient
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_sigterm_tells_clients_to_reconnect_and_the_demo_exits() -> None:
+async def test_sigterm_tells_clients_to_reconnect_and_the_demo_exits(tmp_path: Path) -> None:
     port = free_port()
-    demo = ServerProcess([sys.executable, "demo/app.py", "--port", str(port)])
+    # On its default store, a SQLite file (with its helper process), in a file of the test's.
+    demo = ServerProcess([sys.executable, "demo/app.py", "--port", str(port),
+                          "--db", str(tmp_path / "chat.db")])
     demo.start()
     try:
         client = NativeWebSocketClient(f"http://127.0.0.1:{port}")
