@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._tasks import spawn
@@ -232,7 +232,7 @@ class _Call:
 
     __slots__ = ("command", "future", "script")
 
-    def __init__(self, command: Sequence[Any], script: Script | None,
+    def __init__(self, command: tuple[Any, ...], script: Script | None,
                  future: asyncio.Future[Any]) -> None:
         self.command = command
         self.script = script
@@ -271,6 +271,7 @@ class Pipeline:
         self._task: asyncio.Task[None] | None = None
         self._connection: AbstractConnection | None = None  # the last one used
         self._loaded: set[str] = set()  # the scripts loaded on it since it connected
+        self._pack = _packer()
 
     def call(self, *command: Any) -> asyncio.Future[Any]:
         """Queue one command (``"PUBLISH", channel, payload``)."""
@@ -289,7 +290,7 @@ class Pipeline:
             await asyncio.wait([self._task])
         await self._pool.disconnect()
 
-    def _queue_call(self, command: Sequence[Any], script: Script | None) -> asyncio.Future[Any]:
+    def _queue_call(self, command: tuple[Any, ...], script: Script | None) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Call(command, script, future))
         if self._task is None:
@@ -336,7 +337,7 @@ class Pipeline:
         of their first run; each caller is answered as its reply is read."""
         from redis.exceptions import NoScriptError, ResponseError
 
-        commands: list[Sequence[Any]] = []
+        commands: list[tuple[Any, ...]] = []
         replies: list[_Call | Script] = []  # whose each reply is: a call's, or a LOAD's
         for call in batch:
             script = call.script
@@ -351,8 +352,9 @@ class Pipeline:
         answered = 0
         try:
             async with asyncio.timeout(self.timeout):
-                await connection.send_packed_command(connection.pack_commands(commands),
-                                                     check_health=False)
+                packed = (connection.pack_commands(commands) if self._pack is None else
+                          [b"".join([self._pack(command) for command in commands])])
+                await connection.send_packed_command(packed, check_health=False)
                 for whose in replies:
                     try:
                         reply = await connection.read_response()
@@ -386,6 +388,17 @@ class Pipeline:
                 call.future.set_exception(error)
         if again:  # in their order, before any later call
             await self._send(connection, again, retry=False)
+
+
+def _packer() -> Callable[[tuple[Any, ...]], bytes] | None:
+    """hiredis's C command packer (the ``chitchat[redis]`` extra installs hiredis), or
+    None for redis-py's own. redis-py's asyncio client packs in Python, its sync client
+    with this same function: about 5 us for an append's 24 arguments, against 60."""
+    try:
+        from hiredis import pack_command
+    except ImportError:
+        return None
+    return pack_command
 
 
 def _fail(calls: Iterable[_Call], exc: BaseException) -> None:

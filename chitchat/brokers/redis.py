@@ -77,6 +77,7 @@ class RedisBroker(Broker):
         self._down = False  # an outage is under way (logged once)
         self._outage_began = 0.0
         self._first: asyncio.Future[None] | None = None
+        self._heard = 0  # replies and payloads read, for the silence check
         # A channel of this process alone, so that the connection exists before the
         # first real subscription and can be pinged.
         self._own = f"{prefix}:broker:{secrets.token_hex(8)}"
@@ -165,7 +166,9 @@ class RedisBroker(Broker):
     async def _session(self) -> None:
         self._live_once = False
         if self._client is None:
-            self._client = _redis.connect(self.url)
+            # No timeout on its reads, which wait for payloads: ``_read`` notices a
+            # silent server, and the subscription below has a deadline of its own.
+            self._client = _redis.connect(self.url, timeout=None)
         pubsub = self._client.pubsub()
         self._pubsub = pubsub
         try:
@@ -176,8 +179,12 @@ class RedisBroker(Broker):
                 confirmed = loop.create_future()
                 self._waiters.setdefault(name, collections.deque()).append(confirmed)
                 confirmations.append(confirmed)
-            await pubsub.subscribe(*names)
             deadline = loop.time() + CONFIRM_TIMEOUT
+            try:
+                async with asyncio.timeout(CONFIRM_TIMEOUT):  # connects first
+                    await pubsub.subscribe(*names)
+            except TimeoutError as exc:
+                raise _Lost("Redis did not answer the connection in time") from exc
             while not all(c.done() for c in confirmations):
                 if loop.time() > deadline:
                     raise _Lost("Redis did not confirm the subscriptions in time")
@@ -214,18 +221,33 @@ class RedisBroker(Broker):
                 log.exception("the broker's resumed callback failed")
 
     async def _read(self, pubsub: PubSub) -> None:
-        """Until the connection fails, or stays silent through three pings."""
-        silent = 0
-        while True:
-            message = await pubsub.get_message(timeout=self._ping_every)
-            if message is None:
+        """Until the connection fails, or stays silent through three pings. The reads
+        block (a timer per read would cost about as much as the read itself); this
+        loop pings when nothing was heard for ``ping_every``."""
+        reader = asyncio.ensure_future(self._receive(pubsub))
+        try:
+            heard, silent = self._heard, 0
+            while True:
+                done, _ = await asyncio.wait([reader], timeout=self._ping_every)
+                if done:
+                    reader.result()  # raises why the connection failed
+                if self._heard != heard:
+                    heard, silent = self._heard, 0
+                    continue
                 silent += 1
                 if silent >= 3:
                     raise _Lost(f"no answer from Redis for {3 * self._ping_every:g} s")
                 await pubsub.ping()
-                continue
-            silent = 0
-            self._handle(message)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _receive(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=None)  # blocks
+            self._heard += 1
+            if message is not None:
+                self._handle(message)
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind, name = message["type"], message["channel"]
