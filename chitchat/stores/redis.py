@@ -16,6 +16,7 @@ when the append-only file is off or not synced on every write.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import secrets
@@ -71,6 +72,11 @@ class RedisStore(Store):
         self._capacity = capacity or 0
         self._ttl = max(1, math.ceil(dedup_window))
         self._publish = publish
+        # Epochs for rooms this store may create: random per store, then counted (a
+        # random token per call cost a system call on every append, for the rare
+        # append that creates its room).
+        self._epoch_base = secrets.token_hex(6)
+        self._epochs = itertools.count()
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -89,7 +95,8 @@ class RedisStore(Store):
         """Run a room script: the room's keys (then ``extra``), and ARGV epoch, room,
         now, capacity, then ``args``."""
         script = lua.SCRIPTS[name]
-        argv = [secrets.token_hex(8), room, repr(time.time()), self._capacity, *args]
+        epoch = f"{self._epoch_base}{next(self._epochs):x}"
+        argv = [epoch, room, repr(time.time()), self._capacity, *args]
         keys = self._keys(room) + (extra or [])
         if name not in _READS:
             return await self._pipeline.script(script, keys, argv)
