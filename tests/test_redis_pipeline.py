@@ -98,7 +98,7 @@ async def test_a_script_redis_refuses_fails_its_calls_and_no_others(redis_url: s
         bad = [pipeline.script(broken, [], []) for _ in range(2)]
         good = pipeline.call("PING")
         for call in bad:
-            with pytest.raises(redis.exceptions.ResponseError, match="(?i)compil|syntax"):
+            with pytest.raises(redis.exceptions.ResponseError, match=r"(?i)compil|syntax"):
                 await call
         assert await good == "PONG"
     finally:
@@ -131,7 +131,7 @@ async def test_a_hung_redis_fails_calls_after_the_timeout(own_redis: RedisServer
         own_redis.proc.send_signal(signal.SIGSTOP)  # silent, its sockets open
         calls: list[Any] = [pipeline.call("PING") for _ in range(3)]
         for call in calls:
-            with pytest.raises(redis.exceptions.TimeoutError, match="within 0.5 s"):
+            with pytest.raises(redis.exceptions.TimeoutError, match=r"within 0\.5 s"):
                 await call
         own_redis.proc.send_signal(signal.SIGCONT)
         assert await pipeline.call("PING") == "PONG"
