@@ -25,6 +25,7 @@ from .router import ChatRouter
 from .store import Retention, Store
 from .stores.memory import MemoryStore
 from .stores.redis import RedisStore
+from .stores.sqlite import SQLiteStore
 from .transports.base import Connection, RequestInfo, Transport
 from .transports.sockjs import ChitchatConnection
 from .user import Message, User
@@ -55,6 +56,7 @@ __all__ = [
     "RedisStore",
     "RequestInfo",
     "Retention",
+    "SQLiteStore",
     "Store",
     "Transport",
     "User",
