@@ -50,10 +50,12 @@ setup(
             "playwright>=1.40",
             "hypothesis>=6.100",
             # The Redis engine's tests run against a real redis-server (tests/run.sh).
-            "redis>=5,<9",
+            "redis[hiredis]>=5.3,<9",
         ],
-        # RedisStore, RedisBroker, RedisPresence, Publisher: redis-py's asyncio client.
-        "redis": ["redis>=5,<9"],
+        # RedisStore, RedisBroker, RedisPresence, Publisher: redis-py's asyncio client
+        # (5.3: ConnectionPool.get_connection() without arguments) with its C reply
+        # parser, hiredis.
+        "redis": ["redis[hiredis]>=5.3,<9"],
         "dev": ["mypy>=1.10", "ruff>=0.5"],
     },
     cmdclass={"build_py": BuildPyWithClient},

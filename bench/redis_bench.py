@@ -16,7 +16,10 @@ write, as docs/design.md asks for durability) and its chat processes, and measur
 first with one process on memory and one on Redis (each pair run ``--repeat`` times,
 alternating, best kept: the machine is shared), then the sends with 1, 2 and 4
 processes on Redis (clients spread evenly), with the CPU seconds spent by the chat
-processes, redis-server and the load generator (this script) in each run. Rate limits
+processes, redis-server and the load generator (this script) in each run, how the chat
+processes spent the wall time (on a CPU, runnable but waiting for one, asleep: nothing
+to do until Redis or a client answers; from /proc/<pid>/schedstat) and the commands
+Redis ran per socket read (about the commands per pipeline). Rate limits
 are off in the chat processes (``send_rate=None, frame_rate=None,
 max_user_connections=None``): the benchmark measures the engine, not the limits.
 """
@@ -91,6 +94,27 @@ def cpu_of(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sched_of(pid: int) -> tuple[float, float]:
+    """Seconds on a CPU and seconds runnable but waiting for one, over all the threads of
+    a process so far (Linux schedstat). The rest of the wall time it slept: waited for
+    input (Redis's replies, clients' frames)."""
+    on = waiting = 0
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{thread}/schedstat") as f:
+            fields = f.read().split()
+        on += int(fields[0])
+        waiting += int(fields[1])
+    return on / 1e9, waiting / 1e9
+
+
+def redis_stats(redis: Any) -> tuple[int, int]:
+    """Commands processed and socket reads done by the benchmark's Redis so far."""
+    out = subprocess.run(["redis-cli", "-p", str(redis.port), "info", "stats"],
+                         capture_output=True, text=True, check=True).stdout
+    stats = dict(line.split(":", 1) for line in out.split() if ":" in line)
+    return int(stats["total_commands_processed"]), int(stats["total_reads_processed"])
 
 
 def self_cpu() -> float:
@@ -172,24 +196,38 @@ async def members(ports: list[int], rooms: list[str], window: int) -> list[Membe
 
 
 async def measure(senders: list[Member], receivers: list[Member], seconds: float,
-                  pids: list[int]) -> dict[str, float]:
+                  pids: list[int], redis: Any) -> dict[str, float]:
     for sender in senders:
         sender.start()
     await asyncio.sleep(1.0)  # warm-up
     acks0 = sum(s.acks for s in senders)
     got0 = sum(r.delivered for r in receivers)
     cpu0 = [cpu_of(pid) for pid in pids]
+    sched0 = [sched_of(pid) for pid in pids[1:]]
+    stats0 = redis_stats(redis) if redis is not None else (0, 0)
     me0, t0 = self_cpu(), time.monotonic()
     await asyncio.sleep(seconds)
     took = time.monotonic() - t0
+    sched = [sched_of(pid) for pid in pids[1:]]
+    stats = redis_stats(redis) if redis is not None else (0, 0)
     acks = sum(s.acks for s in senders) - acks0
     got = sum(r.delivered for r in receivers) - got0
     cpu = [cpu_of(pid) - before for pid, before in zip(pids, cpu0, strict=True)]
     me = self_cpu() - me0
     for sender in senders:
         sender.sending = False
+    on = sum(b[0] - a[0] for a, b in zip(sched0, sched, strict=True))
+    waiting = sum(b[1] - a[1] for a, b in zip(sched0, sched, strict=True))
+    reads = stats[1] - stats0[1]
     return {"sends": acks / took, "delivered": got / took, "cpu_chats": sum(cpu[1:]) / took,
-            "cpu_redis": cpu[0] / took, "cpu_client": me / took}
+            "cpu_redis": cpu[0] / took, "cpu_client": me / took,
+            # Per chat process: the share of the wall time it waited for a CPU, and the
+            # share it slept (had nothing to do: waited for Redis or for clients).
+            "waiting": waiting / took / len(sched), "asleep": max(
+                0.0, 1 - (on + waiting) / took / len(sched)),
+            # Commands Redis ran per socket read: about the commands per pipeline
+            # (a script's own calls count too).
+            "per_read": (stats[0] - stats0[0]) / reads if reads else 0.0}
 
 
 async def scenario(kind: str, procs: int, redis: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -202,7 +240,7 @@ async def scenario(kind: str, procs: int, redis: Any, args: argparse.Namespace) 
         else:
             receivers = await members(ports, ["fan"] * args.receivers, 0)
             senders = await members(ports, ["fan"] * 10, 8)
-        result = await measure(senders, receivers, args.seconds, pids)
+        result = await measure(senders, receivers, args.seconds, pids, redis)
         if redis is None:
             result["cpu_redis"] = 0.0
         for member in senders + receivers:
@@ -219,7 +257,8 @@ def row(label: str, r: dict[str, Any]) -> str:
     # machine (other load slows the rates more than it inflates the CPU per send).
     per_send = r["cpu_chats"] / r["sends"] * 1e6 if r["sends"] else 0.0
     return (f"| {label} | {r['sends']:,.0f} | {r['delivered']:,.0f} | {per_send:,.0f} | "
-            f"{r['cpu_chats']:.2f} | {r['cpu_redis']:.2f} | {r['cpu_client']:.2f} |")
+            f"{r['cpu_chats']:.2f} | {r['waiting']:.2f} | {r['asleep']:.2f} | "
+            f"{r['cpu_redis']:.2f} | {r['cpu_client']:.2f} | {r['per_read']:.0f} |")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -227,7 +266,8 @@ async def run(args: argparse.Namespace) -> None:
 
     redis = RedisServer("--appendfsync", args.appendfsync).start()
     lines = ["| run | accepted sends/s | deliveries/s | chat CPU us/send | CPU chat procs | "
-             "CPU redis | CPU load gen |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "chat waiting for a CPU | chat asleep | CPU redis | CPU load gen | "
+             "Redis commands/read |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     try:
         for kind in ("sends", "fan-out") if args.only != "scale" else ():
             best: dict[str, dict[str, Any]] = {}

@@ -41,6 +41,7 @@ class Publisher:
         self._store = RedisStore(redis_url, prefix=prefix, capacity=capacity,
                                  dedup_window=dedup_window, publish=True)
         self._broker = RedisBroker(redis_url, prefix=prefix, store_publishes=True)
+        self._broker._pipeline = self._store._pipeline  # one pipeline for both
         self._node = Node(self._broker, self._store)
         settings = Settings.build()
         # No local connections, so typing and receipts have nothing to tell anyone;

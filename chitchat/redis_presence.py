@@ -26,16 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import _redis, _resp, channels
+from . import _redis, channels
 from ._redis import room_key, translated
 from ._tasks import spawn
 from .errors import BackendError, ConfigurationError
 from .presence import PresenceBackend, Publish
-
-if TYPE_CHECKING:
-    from ._resp import Connection
 
 __all__ = ["RedisPresence"]
 
@@ -157,7 +154,7 @@ for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do out[#out + 1] = user end
 return out
 """
 
-_SCRIPTS = {name: _resp.Script(source) for name, source in (
+_SCRIPTS = {name: _redis.Script(source) for name, source in (
     ("add", _ADD), ("remove", _REMOVE), ("sync", _SYNC), ("alive", _ALIVE), ("dead", _DEAD),
     ("sweep_room", _SWEEP_ROOM), ("forget", _FORGET), ("members", _MEMBERS))}
 
@@ -173,12 +170,11 @@ class RedisPresence(PresenceBackend):
     def __init__(self, url: str, *, prefix: str = "chitchat", ttl: float = 20.0) -> None:
         if not ttl > 0:
             raise ConfigurationError("RedisPresence ttl must be positive")
-        _redis.check_url(url)
+        self._pipeline = _redis.Pipeline(url)  # refuses what is not a Redis URL
         self.url = url
         self.prefix = prefix
         self.ttl = ttl
         self.every = ttl / 4
-        self._client: Connection | None = None
         self._node = ""
         self._local: dict[str, set[str]] = {}  # room -> this node's users in it
         self._dirty = False  # a write failed: write this node's entries again
@@ -187,13 +183,8 @@ class RedisPresence(PresenceBackend):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _redis(self) -> Connection:
-        if self._client is None:
-            self._client = _resp.Connection(self.url, _redis.COMMAND_TIMEOUT)
-        return self._client
-
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._redis().script(_SCRIPTS[name], keys, args)
+        return await self._pipeline.script(_SCRIPTS[name], keys, args)
 
     def _room_keys(self, room: str) -> list[str]:
         return [room_key(self.prefix, room, part) for part in ("pm", "pc", "pv")]
@@ -228,17 +219,16 @@ class RedisPresence(PresenceBackend):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._client is None:
-            return
+        if not self._node:
+            return  # never started
         self._local.clear()
         try:  # leave at once rather than after ttl
             await self._sync_all()
-            await self._client.call("ZREM", self._nodes, self._node)
+            await self._pipeline.call("ZREM", self._nodes, self._node)
         except _redis.failures() as exc:
             log.warning("presence: could not remove this node's entries (%s): other "
                         "nodes sweep them within %g s", exc, 1.25 * self.ttl)
-        client, self._client = self._client, None
-        await client.close()
+        await self._pipeline.close()
 
     async def add(self, room: str, user: str) -> None:
         self._local.setdefault(room, set()).add(user)
@@ -298,26 +288,22 @@ class RedisPresence(PresenceBackend):
 
     async def _sync_all(self) -> None:
         self._dirty = False
-        assert self._client is not None
-        rooms = set(self._local) | await _redis.members(self._client,
+        rooms = set(self._local) | await _redis.members(self._pipeline,
                                                         self._rooms_of(self._node))
-        for room in rooms:
-            await self._run(
-                "sync", [*self._room_keys(room), self._rooms_of(self._node), self._nodes],
-                [self._node, room, self._channel(room), self._ttl_ms,
-                      *sorted(self._local.get(room, ()))])
+        await asyncio.gather(*[self._run(  # one pipeline
+            "sync", [*self._room_keys(room), self._rooms_of(self._node), self._nodes],
+            [self._node, room, self._channel(room), self._ttl_ms,
+             *sorted(self._local.get(room, ()))]) for room in rooms])
 
     async def _sweep(self) -> None:
-        assert self._client is not None
         dead: list[str] = await self._run("dead", [self._nodes], [])
         for node in dead:
             if node == self._node:
                 continue
-            rooms = await _redis.members(self._client, self._rooms_of(node))
-            left = 0
-            for room in rooms:
-                left += await self._run("sweep_room", self._room_keys(room),
-                                        [node, room, self._channel(room)])
+            rooms = await _redis.members(self._pipeline, self._rooms_of(node))
+            left = sum(await asyncio.gather(*[self._run(  # one pipeline
+                "sweep_room", self._room_keys(room), [node, room, self._channel(room)])
+                for room in rooms]))
             await self._run("forget", [self._nodes, self._rooms_of(node)], [node])
             log.info("presence: node %s stopped refreshing its entries: %d user(s) left "
                      "%d room(s)", node, left, len(rooms))

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import eventually
 from redisutil import RedisServer
 
 import chitchat
-from chitchat import _resp, channels, jsonsafe
+from chitchat import channels, jsonsafe
 from chitchat.log import Draft
 from chitchat.store import Retention
 
@@ -205,12 +204,19 @@ def test_a_bad_url_is_refused_at_construction() -> None:
 @pytest.mark.gen_test
 async def test_a_publishing_store_publishes_each_entry_from_its_script(
         redis_url: str, redis_prefix: str) -> None:
-    got: list[Any] = []
-    subscriber = await _resp.Subscriber.open(redis_url, got.append)
-    subscriber.send("SUBSCRIBE", f"{redis_prefix}:r:a")
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(f"{redis_prefix}:r:a")
+    got: list[str] = []
+
+    async def received(count: int) -> None:
+        while len(got) < count:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is not None:
+                got.append(message["data"])
+
     try:
         async with opened(redis_url, prefix=redis_prefix, publish=True) as store:
-            await eventually(lambda: len(got) == 1)  # subscribed
             message = (await store.append("a", draft(), key="k")).message
             again = await store.append("a", draft(), key="k")  # a duplicate: no entry
             edit = await store.edit("a", message.id, {"t": 1}, '{"t":1}', 5)
@@ -219,7 +225,8 @@ async def test_a_publishing_store_publishes_each_entry_from_its_script(
             assert again.duplicate and edit and react and remove
             expected = [channels.entry(1, message.raw, True)] + [
                 channels.entry(c.entry.seq, c.entry.text, False) for c in (edit, react, remove)]
-            await eventually(lambda: len(got) == 5)
-            assert [push[2] for push in got[1:]] == expected
+            await asyncio.wait_for(received(4), 10)
+            assert got == expected
     finally:
-        subscriber.close()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redisutil
 
 import chitchat
 from chitchat import jsonsafe, log
@@ -32,6 +33,9 @@ class Kind:
 KINDS = {
     "memory": Kind(lambda path: chitchat.MemoryStore(), persistent=False),
     "sqlite": Kind(lambda path: chitchat.SQLiteStore(path / "chat.db"), persistent=True),
+    "redis": Kind(lambda path: chitchat.RedisStore(redisutil.shared_url(),
+                                                   prefix=redisutil.path_prefix(path)),
+                  persistent=True),
 }
 
 

@@ -1,13 +1,17 @@
 """The Redis broker: payloads between the processes of a chat over Redis pub/sub.
 
 Payloads travel unchanged (the envelopes of ``chitchat.channels``) on Redis channels
-named ``<prefix>:<channel>``. One connection per process reads every subscribed
-channel. When it is lost, the broker keeps reconnecting (full-jitter exponential
-backoff), subscribes every channel again, and only then calls ``resumed``: payloads
-published meanwhile are gone (pub/sub keeps nothing), so the node re-reads positions
-and fills its rooms' gaps from the store. While Redis is unreachable ``publish``
-raises ``BackendError``: a payload is never taken and then dropped. An outage is
-logged once when it begins and once when it ends, not per payload.
+named ``<prefix>:<channel>``. Publishes go through the engine's auto-pipeline
+(``chitchat._redis.Pipeline``: one pipeline per event-loop turn, with the store's
+scripts when the parts share it). One redis-py ``PubSub`` connection per process reads
+every subscribed channel. When it is lost, the broker keeps reconnecting (full-jitter
+exponential backoff), subscribes every channel again, and only then calls
+``resumed``: payloads published meanwhile are gone (pub/sub keeps nothing), so the node
+re-reads positions and fills its rooms' gaps from the store. The reconnect loop is the
+broker's own, not redis-py's: ``PubSub`` subscribes again by itself after a reconnection
+but tells no one, and the node must know (``resumed``). While Redis is unreachable
+``publish`` raises ``BackendError``: a payload is never taken and then dropped. An
+outage is logged once when it begins and once when it ends, not per payload.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import contextlib
 import logging
 import random
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import _redis, _resp, channels
+from .. import _redis, channels
 from .._tasks import spawn
 from ..broker import Broker, Deliver, Resumed
 from ..errors import BackendError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from redis.asyncio.client import PubSub
 
 __all__ = ["RedisBroker"]
 
@@ -51,32 +59,28 @@ class RedisBroker(Broker):
     def __init__(self, url: str, *, prefix: str = "chitchat",
                  backoff: tuple[float, float] = (0.05, 2.0), ping_every: float = 5.0,
                  store_publishes: bool = False) -> None:
-        _redis.check_url(url)
+        self._pipeline = _redis.Pipeline(url)  # refuses what is not a Redis URL
         self.url = url
         self.prefix = prefix
         self._backoff = backoff
         self._ping_every = ping_every
         self._store_publishes = store_publishes
-        self._connection: _resp.Connection | None = None
+        self._client: aioredis.Redis | None = None  # the pool of the PubSub connection
         self._channels: set[str] = set()
         self._deliver: Deliver | None = None
         self._resumed: Resumed | None = None
         self._task: asyncio.Task[None] | None = None
-        self._subscriber: _resp.Subscriber | None = None
+        self._pubsub: PubSub | None = None
         self._live = False  # the subscriber connection is up and confirmed
         self._live_once = False  # the last connection got as far as that
         self._waiters: dict[str, collections.deque[asyncio.Future[None]]] = {}
         self._down = False  # an outage is under way (logged once)
         self._outage_began = 0.0
         self._first: asyncio.Future[None] | None = None
+        self._heard = 0  # replies and payloads read, for the silence check
         # A channel of this process alone, so that the connection exists before the
         # first real subscription and can be pinged.
         self._own = f"{prefix}:broker:{secrets.token_hex(8)}"
-
-    def _redis(self) -> _resp.Connection:
-        if self._connection is None:
-            self._connection = _resp.Connection(self.url, _redis.COMMAND_TIMEOUT)
-        return self._connection
 
     def _name(self, channel: str) -> str:
         return f"{self.prefix}:{channel}"
@@ -98,16 +102,17 @@ class RedisBroker(Broker):
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         self._channels.clear()
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await connection.close()
+        await self._pipeline.close()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
 
     async def publish(self, channel: str, payload: str) -> None:
         if (self._store_publishes and channel.startswith("r:")
                 and payload[:1] in (channels.MESSAGE, channels.ENTRY)):
             return  # the store's script published this entry when it made it
         try:
-            await self._redis().call("PUBLISH", self._name(channel), payload)
+            await self._pipeline.call("PUBLISH", self._name(channel), payload)
         except _redis.failures() as exc:
             self._lost(exc)
             raise BackendError(f"Redis: publish failed: {exc}") from exc
@@ -119,23 +124,26 @@ class RedisBroker(Broker):
         returns are delivered). While disconnected it only records the channel: it is
         subscribed on reconnection, and ``resumed`` follows."""
         self._channels.add(channel)
-        subscriber = self._subscriber
-        if not self._live or subscriber is None:
+        pubsub = self._pubsub
+        if not self._live or pubsub is None:
             return
         name = self._name(channel)
         confirmed = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(name, collections.deque()).append(confirmed)
-        subscriber.send("SUBSCRIBE", name)
-        # Not confirmed in time: the connection is failing, and its replacement
-        # subscribes the channel (then ``resumed``).
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_TIMEOUT)
+        try:
+            await pubsub.subscribe(name)
+            async with asyncio.timeout(CONFIRM_TIMEOUT):
+                await confirmed
+        except _redis.failures(TimeoutError):
+            pass  # the connection is failing: the reconnection subscribes it, then resumed
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
-        subscriber = self._subscriber
-        if self._live and subscriber is not None:
-            subscriber.send("UNSUBSCRIBE", self._name(channel))
+        pubsub = self._pubsub
+        if self._live and pubsub is not None:
+            with contextlib.suppress(*_redis.failures()):
+                # Failing: the reconnection subscribes only what is still wanted.
+                await pubsub.unsubscribe(self._name(channel))
 
     # -- the subscriber connection ------------------------------------------------------
 
@@ -157,8 +165,12 @@ class RedisBroker(Broker):
 
     async def _session(self) -> None:
         self._live_once = False
-        subscriber = await _resp.Subscriber.open(self.url, self._handle)
-        self._subscriber = subscriber
+        if self._client is None:
+            # No timeout on its reads, which wait for payloads: ``_read`` notices a
+            # silent server, and the subscription below has a deadline of its own.
+            self._client = _redis.connect(self.url, timeout=None)
+        pubsub = self._client.pubsub()
+        self._pubsub = pubsub
         try:
             names = [self._own, *sorted(self._name(c) for c in self._channels)]
             loop = asyncio.get_running_loop()
@@ -167,30 +179,34 @@ class RedisBroker(Broker):
                 confirmed = loop.create_future()
                 self._waiters.setdefault(name, collections.deque()).append(confirmed)
                 confirmations.append(confirmed)
-            subscriber.send("SUBSCRIBE", *names)
-            confirmed_all: asyncio.Future[Any] = asyncio.gather(*confirmations)
-            closed: asyncio.Future[Any] = subscriber.closed
-            await asyncio.wait([confirmed_all, closed], timeout=CONFIRM_TIMEOUT,
-                               return_when=asyncio.FIRST_COMPLETED)
-            if subscriber.closed.done():
-                raise subscriber.closed.result()
-            if not all(c.done() for c in confirmations):
-                raise _Lost("Redis did not confirm the subscriptions in time")
+            deadline = loop.time() + CONFIRM_TIMEOUT
+            try:
+                async with asyncio.timeout(CONFIRM_TIMEOUT):  # connects first
+                    await pubsub.subscribe(*names)
+            except TimeoutError as exc:
+                raise _Lost("Redis did not answer the connection in time") from exc
+            while not all(c.done() for c in confirmations):
+                if loop.time() > deadline:
+                    raise _Lost("Redis did not confirm the subscriptions in time")
+                message = await pubsub.get_message(timeout=max(0.01, deadline - loop.time()))
+                if message is not None:
+                    self._handle(message)
             self._live = self._live_once = True
             missing = {self._name(c) for c in self._channels} - set(names)
             if missing:  # subscribed while this connection was being made
-                subscriber.send("SUBSCRIBE", *missing)
+                await pubsub.subscribe(*missing)
             self._connected()
-            await self._watch(subscriber)
+            await self._read(pubsub)
         finally:
             self._live = False
-            self._subscriber = None
+            self._pubsub = None
             for waiters in self._waiters.values():
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(None)
             self._waiters.clear()
-            subscriber.close()
+            with contextlib.suppress(*_redis.failures()):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _connected(self) -> None:
         if self._first is not None and not self._first.done():
@@ -204,31 +220,42 @@ class RedisBroker(Broker):
             except Exception:
                 log.exception("the broker's resumed callback failed")
 
-    async def _watch(self, subscriber: _resp.Subscriber) -> None:
-        """Until the connection closes, or stays silent through three pings."""
-        loop = asyncio.get_running_loop()
-        while True:
-            silence = loop.time() - subscriber.heard
-            if silence >= 3 * self._ping_every:
-                raise _Lost(f"no answer from Redis for {silence:.1f} s")
-            if silence >= self._ping_every:
-                subscriber.send("PING")
-            try:
-                reason = await asyncio.wait_for(asyncio.shield(subscriber.closed),
-                                                self._ping_every)
-            except TimeoutError:
-                continue
-            raise reason
+    async def _read(self, pubsub: PubSub) -> None:
+        """Until the connection fails, or stays silent through three pings. The reads
+        block (a timer per read would cost about as much as the read itself); this
+        loop pings when nothing was heard for ``ping_every``."""
+        reader = asyncio.ensure_future(self._receive(pubsub))
+        try:
+            heard, silent = self._heard, 0
+            while True:
+                done, _ = await asyncio.wait([reader], timeout=self._ping_every)
+                if done:
+                    reader.result()  # raises why the connection failed
+                if self._heard != heard:
+                    heard, silent = self._heard, 0
+                    continue
+                silent += 1
+                if silent >= 3:
+                    raise _Lost(f"no answer from Redis for {3 * self._ping_every:g} s")
+                await pubsub.ping()
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
 
-    def _handle(self, push: list[Any]) -> None:
-        if not isinstance(push, list) or len(push) < 2:
-            return
-        kind, name = push[0], push[1]
+    async def _receive(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=None)  # blocks
+            self._heard += 1
+            if message is not None:
+                self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind, name = message["type"], message["channel"]
         if kind == "message":
             deliver = self._deliver
             if deliver is not None and name != self._own:
                 try:
-                    deliver(name[len(self.prefix) + 1:], push[2])
+                    deliver(name[len(self.prefix) + 1:], message["data"])
                 except Exception:
                     log.exception("delivering a payload on %r failed", name)
         elif kind == "subscribe":

@@ -22,7 +22,7 @@ An author part is ``string.format('%06d', #user) .. user`` (prefix-free, see
 
 from __future__ import annotations
 
-from .._resp import Script
+from .._redis import Script
 
 PRELUDE = r"""
 local function pad(n) return string.format('%016d', n) end

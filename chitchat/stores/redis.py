@@ -16,14 +16,15 @@ when the append-only file is off or not synced on every write.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import secrets
 import time
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import _redis, _resp, channels, log
+from .. import _redis, channels, log
 from .._redis import room_key, translated, user_part
 from ..errors import ConfigurationError
 from ..log import Draft, Entry, Position
@@ -31,9 +32,6 @@ from ..store import Appended, Change, ReadState, Retention, Store
 from ..user import Message
 from . import _redis_lua as lua
 from .memory import toggled
-
-if TYPE_CHECKING:
-    from .._resp import Connection
 
 __all__ = ["RedisStore"]
 
@@ -68,20 +66,19 @@ class RedisStore(Store):
             raise ConfigurationError("RedisStore capacity must be at least 1 (or None)")
         if not dedup_window > 0:
             raise ConfigurationError("RedisStore dedup_window must be positive")
-        _redis.check_url(url)
+        self._pipeline = _redis.Pipeline(url)  # refuses what is not a Redis URL
         self.url = url
         self.prefix = prefix
         self._capacity = capacity or 0
         self._ttl = max(1, math.ceil(dedup_window))
         self._publish = publish
-        self._connection: Connection | None = None
+        # Epochs for rooms this store may create: random per store, then counted (a
+        # random token per call cost a system call on every append, for the rare
+        # append that creates its room).
+        self._epoch_base = secrets.token_hex(6)
+        self._epochs = itertools.count()
 
     # -- plumbing -----------------------------------------------------------------------
-
-    def _redis(self) -> Connection:
-        if self._connection is None:
-            self._connection = _resp.Connection(self.url, _redis.COMMAND_TIMEOUT)
-        return self._connection
 
     def _keys(self, room: str) -> list[str]:
         return [*(room_key(self.prefix, room, part) for part in _ROOM_PARTS),
@@ -98,25 +95,25 @@ class RedisStore(Store):
         """Run a room script: the room's keys (then ``extra``), and ARGV epoch, room,
         now, capacity, then ``args``."""
         script = lua.SCRIPTS[name]
-        argv = [secrets.token_hex(8), room, repr(time.time()), self._capacity, *args]
+        epoch = f"{self._epoch_base}{next(self._epochs):x}"
+        argv = [epoch, room, repr(time.time()), self._capacity, *args]
         keys = self._keys(room) + (extra or [])
         if name not in _READS:
-            return await self._redis().script(script, keys, argv)
+            return await self._pipeline.script(script, keys, argv)
         try:
-            return await self._redis().script(script, keys, argv)
+            return await self._pipeline.script(script, keys, argv)
         except _redis.stale() as exc:
             # A connection to a Redis that restarted fails once: a read (and only a
             # read: a write might have been applied) is safe to send again.
             log_stale(exc)
-            return await self._redis().script(script, keys, argv)
+            return await self._pipeline.script(script, keys, argv)
 
     async def start(self) -> None:
         await _redis.check_server(self.url, "RedisStore")
 
     async def close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await connection.close()
+        """Finishes the writes under way, then closes the connection."""
+        await self._pipeline.close()
 
     # -- the log ------------------------------------------------------------------------
 
@@ -186,10 +183,10 @@ class RedisStore(Store):
         keys = [self._send_key(user, key)]
         async with translated("find"):
             try:
-                raw = await self._redis().script(lua.SCRIPTS["FIND"], keys, [self.prefix])
+                raw = await self._pipeline.script(lua.SCRIPTS["FIND"], keys, [self.prefix])
             except _redis.stale() as exc:
                 log_stale(exc)
-                raw = await self._redis().script(lua.SCRIPTS["FIND"], keys, [self.prefix])
+                raw = await self._pipeline.script(lua.SCRIPTS["FIND"], keys, [self.prefix])
         return None if raw is None else log.message_from_json(raw)
 
     async def position(self, room: str) -> Position:
@@ -238,9 +235,10 @@ class RedisStore(Store):
 
     async def unread(self, user: str, rooms: Collection[str]) -> dict[str, int]:
         async with translated("unread"):
-            names = set(rooms) | await _redis.members(self._redis(), f"{self.prefix}:ur:{user}")
+            names = set(rooms) | await _redis.members(self._pipeline,
+                                                      f"{self.prefix}:ur:{user}")
             ordered = sorted(names)
-            # Issued together: one round trip (the connection pipelines them).
+            # Issued together: one pipeline.
             results = await asyncio.gather(*[self._run("READ_STATE", room, user,
                                                        user_part(user), 0)
                                              for room in ordered])
@@ -251,25 +249,25 @@ class RedisStore(Store):
     async def trim(self, retention: Retention, dedup_window: float, now: float) -> None:
         count = retention.count or 0
         cutoff = "" if retention.age is None else repr(now - retention.age)
-        connection = self._redis()
+        pipeline = self._pipeline
         async with translated("trim"):
             if count or cutoff:
                 cursor = "0"
                 while True:
-                    cursor, rooms = await connection.call("SSCAN", f"{self.prefix}:rooms",
+                    cursor, rooms = await pipeline.call("SSCAN", f"{self.prefix}:rooms",
                                                           cursor, "COUNT", 500)
                     for batch in _redis.chunks(rooms, 100):
                         await self._trim_rooms(batch, count, cutoff)
                     if cursor == "0":
                         break
-            while await connection.script(lua.SCRIPTS["TRIM_KEYS"], [f"{self.prefix}:skz"], [
+            while await pipeline.script(lua.SCRIPTS["TRIM_KEYS"], [f"{self.prefix}:skz"], [
                     self.prefix, repr(now - dedup_window), TRIM_BATCH]) >= TRIM_BATCH:
                 pass
 
     async def _trim_rooms(self, rooms: list[str], count: int, cutoff: str) -> None:
         script = lua.SCRIPTS["TRIM_ROOM"]
         while rooms:
-            more = await asyncio.gather(*[self._redis().script(
+            more = await asyncio.gather(*[self._pipeline.script(
                 script, self._keys(room), [count, cutoff, TRIM_BATCH]) for room in rooms])
             rooms = [room for room, again in zip(rooms, more, strict=True) if again]
 
@@ -283,7 +281,7 @@ def _around_seq(frame: str) -> tuple[str, str]:
 
 
 def log_stale(exc: BaseException) -> None:
-    logger.debug("a pooled Redis connection had been closed (%s): reading again", exc)
+    logger.debug("the Redis connection had been lost (%s): reading again", exc)
 
 
 def _position(result: list[Any]) -> Position:
