@@ -262,15 +262,18 @@ async def test_wrong_protocol_version_is_refused(connect: Connect) -> None:
 async def test_flood_is_refused_per_frame_without_losing_accepted_ones(
     connect: Connect, chat: Any
 ) -> None:
-    release = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
 
     @chat.message
     async def gated(user: Any, data: Any, good: Any, bad: Any) -> None:
+        started.set()
         await release.wait()
         good()
 
     ann = await connect("ann")
-    for ref in range(10):
+    ann.send({"t": "send", "ref": 0, "data": {"n": 0}})
+    await asyncio.wait_for(started.wait(), 5)  # send 0 is being handled: 3 more may wait
+    for ref in range(1, 10):
         ann.send({"t": "send", "ref": ref, "data": {"n": ref}})
     refused = [(await ann.recv_type("error")) for _ in range(6)]
     assert {e["code"] for e in refused} == {4010}
