@@ -18,6 +18,9 @@ Environment:
   heartbeat when those do not name one.
 - ``CHITCHAT_DB``: keep the rooms' logs in this SQLite file (``chitchat.SQLiteStore``;
   created if missing) instead of in memory, so that a restart on it loses nothing.
+- ``CHITCHAT_REDIS``: run on this Redis (``RedisBroker``, ``RedisStore``,
+  ``RedisPresence``, their keys under ``CHITCHAT_REDIS_PREFIX``): several of these
+  servers on one Redis and prefix are one chat.
 - ``CHITCHAT_STOP_RETRY``: the ``retry`` window (seconds, default 1) given to
   ``chat.stop()`` on SIGTERM.
 - ``CHITCHAT_REUSE_PORT=1``: listen with SO_REUSEPORT, so that a successor can listen
@@ -128,6 +131,11 @@ def chat_options() -> dict[str, object]:
     options.update(json.loads(os.environ.get("CHITCHAT_OPTIONS", "{}")))
     if os.environ.get("CHITCHAT_DB"):
         options["store"] = chitchat.SQLiteStore(os.environ["CHITCHAT_DB"])
+    if os.environ.get("CHITCHAT_REDIS"):
+        url, prefix = os.environ["CHITCHAT_REDIS"], os.environ["CHITCHAT_REDIS_PREFIX"]
+        options["broker"] = chitchat.RedisBroker(url, prefix=prefix)
+        options["store"] = chitchat.RedisStore(url, prefix=prefix)
+        options["presence_backend"] = chitchat.RedisPresence(url, prefix=prefix)
     return options
 
 
