@@ -161,6 +161,10 @@ class Sites:
         for server in servers:
             server.stop()
         await chat.stop(timeout=2)
+        # Connections the pages left open (keep-alive, streams) are closed here, before
+        # this loop ends: left behind, they would be reported in some later test.
+        for server in servers:
+            await server.close_all_connections()
 
 
 @pytest.fixture(scope="module")
