@@ -264,6 +264,32 @@ class Worker:
         return {"durations": durations, "errors": errors[:5], "failed": len(errors),
                 "cpu": time.process_time() - cpu0}
 
+    async def cmd_cycles(self, kind: str, port: int, first: int, count: int,
+                         concurrency: int, timeout: float) -> dict[str, Any]:
+        """``count`` connect -> authorize -> close cycles, ``concurrency`` at a time, user
+        names ``u<first>``, ``u<first+1>``...: the memory scenario's churn."""
+        codec = CODECS[kind]()
+        sem = asyncio.Semaphore(concurrency)
+        errors: list[str] = []
+        done = 0
+
+        def ignore(client: WSClient, payload: bytes, now: int) -> None:
+            pass
+
+        async def one(i: int) -> None:
+            nonlocal done
+            async with sem:
+                try:
+                    client = await connect(codec, HOST, port, i, f"u{i}", ignore, timeout)
+                except (OSError, TimeoutError) as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    return
+                await client.close_and_wait(timeout)
+                done += 1
+
+        await asyncio.gather(*(one(i) for i in range(first, first + count)))
+        return {"done": done, "errors": errors[:5], "failed": len(errors)}
+
     async def cmd_close(self) -> dict[str, Any]:
         for client in self.receivers.clients:
             client.close()

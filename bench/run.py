@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
+import select
+import signal
 import socket
 import statistics
 import subprocess
@@ -42,6 +45,10 @@ SERVERS: dict[str, tuple[str, list[str]]] = {
     "chitchat-sockjs-gcdefault": ("chitchat-sockjs",
                                   ["servers/chitchat_server.py", "--tune-gc", "no"]),
     "chitchat-sockjs-gcoff": ("chitchat-sockjs", ["servers/chitchat_server.py", "--gc", "off"]),
+    # The connect storms' presence ablation: what presence in the default room costs.
+    "chitchat-sockjs-nopresence": ("chitchat-sockjs",
+                                   ["servers/chitchat_server.py", "--presence", "off"]),
+    "chitchat-ws-nopresence": ("chitchat-ws", ["servers/chitchat_server.py", "--presence", "off"]),
     # Not in the default suite: the heartbeat's effect on tail latency (--servers ...).
     "chitchat-sockjs-hb60": ("chitchat-sockjs",
                              ["servers/chitchat_server.py", "--heartbeat", "60"]),
@@ -53,6 +60,8 @@ SATURATED = 0.85  # a side using this share of its cores is the bottleneck
 #: worth of CPU is repeated (at most RETRIES more times); the tables flag it if it stays so.
 NOISE = 0.3
 RETRIES = 2
+#: The memory scenario waits at most this long for closed connections to be let go.
+SETTLE = 40.0
 
 
 def log(*args: Any) -> None:
@@ -65,6 +74,7 @@ def log(*args: Any) -> None:
 class Server:
     #: When set (``--profile DIR``), every server runs under ``py-spy record``.
     profile_dir: Path | None = None
+    profile_rate = 200  # samples per second
     started = 0
 
     def __init__(self, kind: str, cpu: str, extra: list[str]) -> None:
@@ -81,7 +91,8 @@ class Server:
         if self.profile_dir is not None:
             out = self.profile_dir / f"{Server.started:02d}-{kind}.txt"
             spy = str(Path(sys.executable).parent / "py-spy")
-            cmd = [spy, "record", "-r", "200", "-f", "raw", "-o", str(out), "--", *cmd]
+            cmd = [spy, "record", "-r", str(self.profile_rate), "-f", "raw", "-o", str(out),
+                   "--", *cmd]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, text=True)
@@ -97,15 +108,39 @@ class Server:
         self.pid = int(line.split()[1])
 
     def cpu(self) -> float:
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """Seconds of CPU this server has used: (user, system)."""
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
     def runqueue_wait(self) -> float:
         """Seconds this server spent runnable but waiting for a cpu (another process
         had it): /proc/<pid>/schedstat's second field."""
         with open(f"/proc/{self.pid}/schedstat") as f:
             return int(f.read().split()[1]) / 1e9
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def probe(self, timeout: float = 60.0) -> dict[str, int]:
+        """The server's RSS, then its live objects after a full collection (SIGUSR1: see
+        servers/common.py)."""
+        assert self.proc.stdout is not None
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            line = self.proc.stdout.readline()
+            if line.startswith("PROBE "):
+                return dict(json.loads(line[len("PROBE "):]))
+            if not line:
+                break
+        raise RuntimeError(f"{self.kind} server did not answer the memory probe")
 
     def rss_kb(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:
@@ -219,7 +254,8 @@ class Config:
     fixed_seconds: float
     max_deliveries: int
     max_seconds: float
-    storm_size: int
+    storm_sizes: list[int]
+    memory_cycles: int
     rtt_count: int
     workers: int
     concurrency: int
@@ -228,37 +264,102 @@ class Config:
     load_cpus: int
     uvloop: bool
     extra: dict[str, list[str]] = field(default_factory=dict)
+    #: The memory scenario: RSS is sampled after this many cycles and at the end; this
+    #: many cycles run at a time.
+    memory_mark: int = 1000
+    memory_batch: int = 100
 
 
 def storm(cfg: Config, workers: Workers, server: Server, kind: str, n: int) -> dict[str, Any]:
     """Connect and authorize ``n`` receivers, ``cfg.concurrency`` in flight at a time."""
-    k = len(workers.receivers)
-    shares = [n // k + (1 if i < n % k else 0) for i in range(k)]
     args, first = [], 1000
-    for share in shares:
+    for share in split(n, len(workers.receivers)):
         args.append({"kind": CODEC[kind], "port": server.port, "first": first, "count": share,
-                     "concurrency": max(1, cfg.concurrency // k), "role": "recv",
+                     "concurrency": max(1, cfg.concurrency // len(workers.receivers)),
+                     "role": "recv",
                      "timeout": 60.0})
         first += share
-    rss0, cpu0, busy0 = server.rss_kb(), server.cpu(), machine_busy()
+    rss0, (user0, sys0), busy0 = server.rss_kb(), server.cpu_split(), machine_busy()
     t0 = time.monotonic()
     replies = workers.ask(workers.receivers, "connect", args)
     elapsed = time.monotonic() - t0
-    cpu = server.cpu() - cpu0
+    user1, sys1 = server.cpu_split()
+    cpu = user1 - user0 + sys1 - sys0
     other = (machine_busy() - busy0 - cpu - sum(r["cpu"] for r in replies)) / elapsed
     time.sleep(1.0)  # let the server settle before reading its memory
-    rss = server.rss_kb() - rss0
+    rss1 = server.rss_kb()
     durations = [d for r in replies for d in r["durations"]]
     failed = sum(r["failed"] for r in replies)
     ok = len(durations)
     return {
         "kind": kind, "n": n, "ok": ok, "failed": failed,
         "errors": [e for r in replies for e in r["errors"]][:3],
-        "rate": ok / elapsed if elapsed else 0.0,
+        "rate": ok / elapsed if elapsed else 0.0, "seconds": elapsed,
         "p50_ms": percentile(durations, 0.5) * 1000, "p99_ms": percentile(durations, 0.99) * 1000,
-        "cpu_ms_per_conn": cpu * 1000 / max(ok, 1),
-        "kb_per_conn": rss / max(ok, 1), "other_cpus": max(0.0, other),
+        "cpu_s": cpu, "cpu_ms_per_conn": cpu * 1000 / max(ok, 1),
+        "sys_share": (sys1 - sys0) / cpu if cpu else math.nan,
+        "rss_mb": rss1 / 1024, "kb_per_conn": (rss1 - rss0) / max(ok, 1),
+        "other_cpus": max(0.0, other),
     }
+
+
+def split(n: int, k: int) -> list[int]:
+    """``n`` in ``k`` near-equal shares."""
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def memory(cfg: Config, workers: Workers, server: Server, kind: str) -> dict[str, Any]:
+    """``cfg.memory_cycles`` connect -> authorize -> disconnect cycles, each with a new
+    user, ``cfg.memory_batch`` at a time; the server's RSS and live objects are sampled
+    after the first ``cfg.memory_mark`` cycles and at the end, each time once its
+    connections are closed (its open file descriptors back to what they were)."""
+    k = len(workers.receivers)
+    fds0 = server.open_fds()
+    first = 1_000_000  # user names no other phase uses
+    failed, errors, started = 0, [], time.monotonic()
+
+    def cycles(count: int) -> None:
+        nonlocal first, failed
+        args = []
+        for share in split(count, k):
+            args.append({"kind": CODEC[kind], "port": server.port, "first": first,
+                         "count": share, "concurrency": max(1, cfg.memory_batch // k),
+                         "timeout": 60.0})
+            first += share
+        replies = workers.ask(workers.receivers, "cycles", args, timeout=1200.0)
+        failed += sum(r["failed"] for r in replies)
+        errors.extend(e for r in replies for e in r["errors"])
+        deadline = time.monotonic() + 30
+        while server.open_fds() > fds0 + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the closes it has just seen are handled within a loop turn or two
+
+    def settled() -> tuple[int, dict[str, Any]]:
+        # The RSS now; the live objects once timers holding closed connections for a
+        # while (presence's grace, close handshakes) have run: probed until the count
+        # stops falling.
+        first_probe = last = server.probe()
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline:
+            time.sleep(2.0)
+            now = server.probe()
+            if now["objects"] >= last["objects"]:
+                break
+            last = now
+        return first_probe["rss_kb"], last
+
+    base = server.probe()
+    cycles(cfg.memory_mark)
+    mark_rss, mark = settled()
+    cycles(cfg.memory_cycles - cfg.memory_mark)
+    end_rss, end = settled()
+    log(f"memory {kind}: the most numerous live objects after {cfg.memory_mark} cycles "
+        f"{mark['types']}, at the end {end['types']}")
+    return {"kind": kind, "cycles": cfg.memory_cycles, "mark": cfg.memory_mark,
+            "failed": failed, "errors": errors[:3], "seconds": time.monotonic() - started,
+            "rss_kb": [base["rss_kb"], mark_rss, end_rss],
+            "objects": [base["objects"], mark["objects"], end["objects"]],
+            "types": [mark["types"], end["types"]]}
 
 
 def fanout_case(cfg: Config, workers: Workers, server: Server, run: int, n: int,
@@ -359,9 +460,16 @@ def main() -> None:
                         "replaces the real results)")
     parser.add_argument("--json", default="", help="raw results (default: "
                         "bench/results/latest.json, or quick.json with --quick)")
-    parser.add_argument("--skip", default="", help="phases to skip: storm,rtt,fanout")
+    parser.add_argument("--skip", default="", help="phases to skip: storm,memory,rtt,fanout")
+    parser.add_argument("--storm-sizes", default="", help="clients per connect storm, "
+                        "comma-separated (default 1000,10000; 1000 with --quick)")
+    parser.add_argument("--memory-cycles", type=int, default=0,
+                        help="connect/disconnect cycles of the memory scenario "
+                        "(default 10000; 3000 with --quick)")
     parser.add_argument("--profile", default="", help="run each server under py-spy, "
                         "writing raw stacks to this directory")
+    parser.add_argument("--profile-rate", type=int, default=200,
+                        help="py-spy samples per second with --profile")
     parser.add_argument("--render", default="", metavar="JSON",
                         help="only rewrite --out from a results file of an earlier run")
     args = parser.parse_args()
@@ -378,37 +486,47 @@ def main() -> None:
 
     load_cpus = len(os.sched_getaffinity(0))
     if args.quick:
-        cfg = Config(True, ["sockjs", "tornado-ws", "socketio", "chitchat-sockjs", "chitchat-ws"],
-                     [1000], 1, [20.0, None], 3.0, 1_000_000, 2.0, 1000, 200, args.workers, 64, 50,
-                     args.server_cpu, load_cpus, not args.no_uvloop)
+        cfg = Config(True, ["sockjs", "sockjs-noflush", "tornado-ws", "socketio",
+                            "chitchat-sockjs", "chitchat-ws"],
+                     [1000], 1, [20.0, None], 3.0, 1_000_000, 2.0, [1000], 3000, 200,
+                     args.workers, 64, 50, args.server_cpu, load_cpus, not args.no_uvloop)
     else:
         cfg = Config(False, ["sockjs", "sockjs-noflush", "tornado-ws", "socketio",
                              "chitchat-sockjs", "chitchat-ws", "chitchat-sockjs-gcdefault",
-                             "chitchat-sockjs-gcoff"],
-                     [100, 1000, 5000], 3, [5.0, 20.0, None], 4.0, 2_000_000, 3.0, 1000, 300,
-                     args.workers, 64, 50, args.server_cpu, load_cpus, not args.no_uvloop)
+                             "chitchat-sockjs-gcoff", "chitchat-sockjs-nopresence"],
+                     [100, 1000, 5000], 3, [5.0, 20.0, None], 4.0, 2_000_000, 3.0,
+                     [1000, 10_000], 10_000, 300, args.workers, 64, 50, args.server_cpu,
+                     load_cpus, not args.no_uvloop)
     if args.servers:
         cfg.kinds = args.servers.split(",")
     if args.sizes:
         cfg.sizes = [int(s) for s in args.sizes.split(",")]
     if args.reps:
         cfg.reps = args.reps
+    if args.storm_sizes:
+        cfg.storm_sizes = [int(n) for n in args.storm_sizes.split(",")]
+    if args.memory_cycles:
+        cfg.memory_cycles = args.memory_cycles
     if args.rates:
         cfg.rates = [None if r == "max" else float(r) for r in args.rates.split(",")]
     skip = set(filter(None, args.skip.split(",")))
     if args.profile:
         Server.profile_dir = Path(args.profile)
+        Server.profile_rate = args.profile_rate
         Server.profile_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.time()
     results: dict[str, Any] = {"config": cfg.__dict__, "env": environment(cfg),
-                               "storm": [], "rtt": [], "fanout": [], "gc": []}
+                               "storm": [], "memory": [], "rtt": [], "fanout": [],
+                               "gc": []}
     log(f"load generator on cpus {sorted(os.sched_getaffinity(0))}, server on cpu "
         f"{cfg.server_cpu}; {cfg.workers} receiver workers + 1 sender")
     suite = Suite(cfg, Workers(cfg.workers, cfg.uvloop), results)
     try:
         if "storm" not in skip:
             suite.storms()
+        if "memory" not in skip:
+            suite.memories()
         if "rtt" not in skip:
             suite.round_trips()
         if "fanout" not in skip:
@@ -425,6 +543,10 @@ def main() -> None:
 
 #: Variants that share another server's connect path: left out of the connect storms.
 SAME_CONNECT_PATH = ("sockjs-noflush", "chitchat-sockjs-gcdefault", "chitchat-sockjs-gcoff")
+#: Variants only the connect storms run.
+STORM_ONLY = ("chitchat-sockjs-nopresence", "chitchat-ws-nopresence")
+#: The servers of the memory scenario.
+MEMORY = ("chitchat-sockjs", "chitchat-ws")
 
 
 class Suite:
@@ -449,36 +571,53 @@ class Suite:
 
     def storms(self) -> None:
         cfg = self.cfg
-        for rep in range(cfg.reps):
-            for kind in cfg.kinds:
-                if kind in SAME_CONNECT_PATH:
-                    continue
-                tries: list[dict[str, Any]] = []
-                for attempt in range(RETRIES + 1):
-                    if attempt:
-                        log("  (the machine was busy: again)")
-                        time.sleep(2)
-                    server = self.server(kind)
-                    try:
-                        connect_sender(self.workers, server, kind)
-                        tries.append(storm(cfg, self.workers, server, kind, cfg.storm_size))
-                    finally:
-                        self.finish(server)
-                    s = tries[-1]
-                    log(f"storm {kind:16} n={cfg.storm_size} {s['rate']:7.0f} conn/s "
-                        f"p99 {s['p99_ms']:6.1f} ms  {s['cpu_ms_per_conn']:.3f} ms cpu/conn "
-                        f"{s['kb_per_conn']:5.1f} KB/conn  failed {s['failed']} "
-                        f"other {s['other_cpus']:.2f}")
-                    if s["other_cpus"] <= NOISE:
-                        break
-                s = min(tries, key=lambda t: t["other_cpus"])
-                s.update(rep=rep, attempts=len(tries))
-                self.results["storm"].append(s)
+        for n in cfg.storm_sizes:
+            for rep in range(cfg.reps):
+                for kind in cfg.kinds:
+                    if kind not in SAME_CONNECT_PATH:
+                        self.storm(kind, n, rep)
+
+    def storm(self, kind: str, n: int, rep: int) -> None:
+        tries: list[dict[str, Any]] = []
+        for attempt in range(RETRIES + 1):
+            if attempt:
+                log("  (the machine was busy: again)")
+                time.sleep(2)
+            server = self.server(kind)
+            try:
+                connect_sender(self.workers, server, kind)
+                tries.append(storm(self.cfg, self.workers, server, kind, n))
+            finally:
+                self.finish(server)
+            s = tries[-1]
+            log(f"storm {kind:16} n={n} {s['rate']:7.0f} conn/s in {s['seconds']:5.1f} s "
+                f"p99 {s['p99_ms']:6.1f} ms  {s['cpu_ms_per_conn']:.3f} ms cpu/conn "
+                f"{s['kb_per_conn']:5.1f} KB/conn  failed {s['failed']} "
+                f"other {s['other_cpus']:.2f}")
+            if s["other_cpus"] <= NOISE:
+                break
+        s = min(tries, key=lambda t: t["other_cpus"])
+        s.update(rep=rep, attempts=len(tries))
+        self.results["storm"].append(s)
+
+    def memories(self) -> None:
+        for kind in MEMORY:
+            if kind not in self.cfg.kinds:
+                continue
+            server = self.server(kind)
+            try:
+                m = memory(self.cfg, self.workers, server, kind)
+            finally:
+                self.finish(server)
+            mb = [round(r / 1024, 1) for r in m["rss_kb"]]
+            log(f"memory {kind:16} {m['cycles']} cycles in {m['seconds']:.1f} s: RSS {mb} MB, "
+                f"objects {m['objects']}, failed {m['failed']} {m['errors']}")
+            self.results["memory"].append(m)
 
     def round_trips(self) -> None:
         cfg, workers = self.cfg, self.workers
         for kind in cfg.kinds:
-            if kind in SAME_CONNECT_PATH:
+            if kind in SAME_CONNECT_PATH or kind in STORM_ONLY:
                 continue
             server = self.server(kind)
             try:
@@ -500,8 +639,8 @@ class Suite:
         cfg = self.cfg
         for n in cfg.sizes:
             for kind in cfg.kinds:
-                if kind == "sockjs-noflush" and n != 1000:
-                    continue  # a reference point, not a contender
+                if kind in STORM_ONLY:
+                    continue
                 ablation = kind.endswith(("-gcdefault", "-gcoff"))
                 if ablation and n < 1000:
                     continue  # the GC matters with many connections

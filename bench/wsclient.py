@@ -200,6 +200,7 @@ class WSClient(asyncio.Protocol):
         self.started = 0.0
         self.authorized_at = 0.0
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
         self._buf = b""
         self.state: Any = None  # the load generator's per-receiver bookkeeping
@@ -217,6 +218,8 @@ class WSClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self._lost.done():
+            self._lost.set_result(None)
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"closed before authorized: {exc}"))
 
@@ -290,6 +293,13 @@ class WSClient(asyncio.Protocol):
             self._send_frame(0x88, struct.pack("!H", 1000))
             self.transport.close()
         self.closed = True
+
+    async def close_and_wait(self, timeout: float) -> None:
+        """Close, and return once the socket is closed on this side."""
+        if self.transport is None or self._lost.done():
+            return
+        self.close()
+        await asyncio.wait_for(asyncio.shield(self._lost), timeout)
 
     def _fail(self, why: str) -> None:
         if not self.ready.done():
