@@ -49,7 +49,11 @@ setup(
             "setuptools<81",
             "playwright>=1.40",
             "hypothesis>=6.100",
+            # The Redis engine's tests run against a real redis-server (tests/run.sh).
+            "redis>=5,<9",
         ],
+        # RedisStore, RedisBroker, RedisPresence, Publisher: redis-py's asyncio client.
+        "redis": ["redis>=5,<9"],
         "dev": ["mypy>=1.10", "ruff>=0.5"],
     },
     cmdclass={"build_py": BuildPyWithClient},

@@ -1,11 +1,13 @@
 """chitchat: real-time chat for Tornado applications.
 
-The public surface is exactly ``__all__``; everything else is internal.
+The public surface is exactly ``__all__``; everything else is internal. The Redis
+engine's classes import redis-py only when they connect (``pip install chitchat[redis]``).
 """
 
 from ._gc import tune_gc
 from .broker import Broker
 from .brokers.memory import MemoryBroker
+from .brokers.redis import RedisBroker
 from .chat import Chat, create_server
 from .errors import (
     AlreadyAnsweredError,
@@ -17,9 +19,13 @@ from .errors import (
 from .log import Position
 from .origin import OriginPolicy
 from .presence import MemoryPresence, PresenceBackend
+from .publisher import Publisher
+from .redis_presence import RedisPresence
 from .router import ChatRouter
 from .store import Retention, Store
 from .stores.memory import MemoryStore
+from .stores.redis import RedisStore
+from .stores.sqlite import SQLiteStore
 from .transports.base import Connection, RequestInfo, Transport
 from .transports.sockjs import ChitchatConnection
 from .user import Message, User
@@ -44,8 +50,13 @@ __all__ = [
     "Position",
     "PresenceBackend",
     "ProtocolError",
+    "Publisher",
+    "RedisBroker",
+    "RedisPresence",
+    "RedisStore",
     "RequestInfo",
     "Retention",
+    "SQLiteStore",
     "Store",
     "Transport",
     "User",

@@ -61,8 +61,10 @@ class Chat:
 
     Every option is keyword-only and optional; README.md's table describes each one:
     ``broker``, ``store``, ``presence_backend`` (where the chat's state is kept: in
-    memory by default), ``allowed_origins``, ``default_room``, ``history``,
-    ``retention``, ``recovery_limit``, ``dedup_window``, ``presence``,
+    memory by default), ``redis`` (a Redis URL: ``RedisBroker``, ``RedisStore`` and
+    ``RedisPresence`` there for those not given, so that many processes serve one
+    chat; needs ``pip install chitchat[redis]``), ``allowed_origins``, ``default_room``,
+    ``history``, ``retention``, ``recovery_limit``, ``dedup_window``, ``presence``,
     ``presence_grace``, ``presence_interval``, ``presence_limit``, ``typing_ttl``,
     ``typing_interval``, ``auth_timeout``, ``handler_timeout``,
     ``heartbeat``, ``max_frame_size``, ``max_depth``, ``max_pending``, ``max_backlog``,
@@ -76,10 +78,16 @@ class Chat:
         broker: Broker | None = None,
         store: Store | None = None,
         presence_backend: PresenceBackend | None = None,
+        redis: str | None = None,
         allowed_origins: str | Iterable[str] | None = None,
         **options: Any,
     ) -> None:
         self.limits = Settings.build(**options)
+        if redis is not None:  # the Redis engine for the parts not given
+            from ._redis import engine
+
+            broker, store, presence_backend = engine(redis, self.limits, broker, store,
+                                                     presence_backend)
         self.origins = OriginPolicy(allowed_origins)
         self.registry = Registry()
         self.stopping = False

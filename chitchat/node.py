@@ -34,6 +34,8 @@ class RoomWatcher(Protocol):
 
     def follow(self, room: str) -> None: ...
     def unfollow(self, room: str) -> None: ...
+    def resumed(self) -> None:
+        """The broker reconnected: control messages of followed rooms may be lost."""
 
 
 class Node:
@@ -149,6 +151,8 @@ class Node:
                     len(self.feeds))
         for room, feed in list(self.feeds.items()):
             spawn(self._check(room, feed), f"checking room {room!r} after a reconnect")
+        for watcher in self.watchers:
+            watcher.resumed()
 
     async def _check(self, room: str, feed: Feed) -> None:
         position = await self.store.position(room)

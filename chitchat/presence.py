@@ -204,6 +204,14 @@ class Presence:
         if replica is not None and replica.timer is not None:
             replica.timer.cancel()
 
+    def resumed(self) -> None:
+        """The broker reconnected: presence changes may have been lost (a version skip
+        would show only at the room's next change): read every followed room again."""
+        for room, replica in self._replicas.items():
+            if replica.queue is None:  # not being read already
+                replica.queue = []
+                spawn(self._reload(room), f"presence: re-reading {room!r} after a reconnect")
+
     def members(self, room: str) -> list[str] | None:
         """The members of ``room`` as this node knows them without asking (None when it
         cannot tell: a shared backend, and a room this node does not follow)."""
@@ -233,7 +241,15 @@ class Presence:
         self._apply(change["room"], replica, change)
 
     async def _reload(self, room: str) -> None:
-        members, version = await self.backend.members(room)
+        try:
+            members, version = await self.backend.members(room)
+        except Exception:
+            # Not stuck queueing forever: changes apply again, and the next version
+            # skip (or reconnect) reads the members again.
+            replica = self._replicas.get(room)
+            if replica is not None:
+                replica.queue = None
+            raise
         replica = self._replicas.get(room)
         if replica is None:
             return

@@ -75,6 +75,10 @@ class Receipts:
         if state is not None and state.timer is not None:
             state.timer.cancel()
 
+    def resumed(self) -> None:
+        """Read positions announced while the broker was away are in the store: clients
+        get them in the room info when they join again; nothing to repair live."""
+
     def stop(self) -> None:
         for room in list(self._rooms):
             self.unfollow(room)

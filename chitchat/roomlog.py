@@ -112,21 +112,13 @@ class RoomLog:
             if original is not None:  # sent before the connection dropped: answered again
                 member.send(protocol.ack(frame.ref, msg=original.raw))
                 return
-        handler = self._registry.message
-        ok, value = True, UNSET
-        if handler is not None:
-            extra = {"room": room} if self._registry.message_takes_room else {}
-            ok, value = await run_handler(handler, (user, frame.data), MessageAnswer(
-                "message handler"), self._settings.handler_timeout, **extra)
-        if not ok:
-            member.send(protocol.nack(frame.ref, value))
+        extra = {"room": room} if self._registry.message_takes_room else {}
+        accepted = await self._accepted(member, frame.ref, self._registry.message,
+                                        (user, frame.data), frame.data, "message handler",
+                                        **extra)
+        if accepted is None:
             return
-        data = frame.data if value is UNSET else value
-        data_json = self._checked(data, "message handler")
-        if data_json is None:
-            member.send(protocol.nack(frame.ref, INTERNAL))
-            return
-        message = await self.post(room, user.id, data, data_json, frame.cid)
+        message = await self.post(room, user.id, *accepted, frame.cid)
         member.send(protocol.ack(frame.ref, msg=message.raw))
 
     async def edit(self, member: Member, frame: protocol.Edit) -> None:
@@ -134,24 +126,16 @@ class RoomLog:
         message = await self._target(member, frame.room, frame.id, frame.ref)
         if message is None:
             return
-        handler, data = self._registry.edit, frame.data
-        if handler is None:
-            if message.user != member.user.id:
-                member.send(protocol.nack(frame.ref, FORBIDDEN))
-                return
-        else:
-            ok, value = await run_handler(handler, (member.user, message, frame.data),
-                                          MessageAnswer("edit handler"),
-                                          self._settings.handler_timeout)
-            if not ok:
-                member.send(protocol.nack(frame.ref, value))
-                return
-            data = frame.data if value is UNSET else value
-        data_json = self._checked(data, "edit handler")
-        if data_json is None:
-            member.send(protocol.nack(frame.ref, INTERNAL))
+        handler = self._registry.edit
+        if handler is None and message.user != member.user.id:
+            member.send(protocol.nack(frame.ref, FORBIDDEN))
             return
-        change = await self._store.edit(frame.room, frame.id, data, data_json, now_ms())
+        accepted = await self._accepted(member, frame.ref, handler,
+                                        (member.user, message, frame.data), frame.data,
+                                        "edit handler")
+        if accepted is None:
+            return
+        change = await self._store.edit(frame.room, frame.id, *accepted, now_ms())
         if await self._changed(member, frame.ref, change):
             assert change is not None
             member.send(protocol.ack(frame.ref, msg=change.message.raw))
@@ -212,12 +196,25 @@ class RoomLog:
         await self._announce(change.message.room, entry.seq, entry.text, entry.message)
         return True
 
-    def _checked(self, data: Any, what: str) -> str | None:
-        """``data`` as JSON every transport can carry, or None (logged once)."""
+    async def _accepted(self, member: Member, ref: int, handler: Any, args: tuple[Any, ...],
+                        data: Any, what: str, **extra: Any) -> tuple[Any, str] | None:
+        """Ask ``handler`` (None: accept as sent) about ``data``; returns what to store
+        and its JSON, or None once the request has been answered with a refusal: the
+        handler's ``bad(meta)``, or ``internal`` for a payload that cannot be delivered
+        (logged once)."""
+        if handler is not None:
+            ok, value = await run_handler(handler, args, MessageAnswer(what),
+                                          self._settings.handler_timeout, **extra)
+            if not ok:
+                member.send(protocol.nack(ref, value))
+                return None
+            if value is not UNSET:
+                data = value
         try:
-            return jsonsafe.dumps(data, self._settings.max_depth)
+            return data, jsonsafe.dumps(data, self._settings.max_depth)
         except (TypeError, ValueError) as exc:
             log.error("the %s gave good() a payload that cannot be delivered: %s", what, exc)
+            member.send(protocol.nack(ref, INTERNAL))
             return None
 
     # -- reading ------------------------------------------------------------------------

@@ -75,6 +75,10 @@ class Typing:
             timer.cancel()
         self._dirty.discard(room)
 
+    def resumed(self) -> None:
+        """Typing news lost while the broker was away needs no repair: entries expire
+        after ``ttl`` and typing clients say it again."""
+
     def stop(self) -> None:
         for room in list(self._rooms):
             self.unfollow(room)

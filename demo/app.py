@@ -1,9 +1,10 @@
 """The chitchat demo: pick a name, see who is online, chat.
 
-    python demo/app.py [--port 8080] [--host 127.0.0.1]
+    python demo/app.py [--port 8080] [--host 127.0.0.1] [--redis redis://127.0.0.1:6379/0]
 
 Runs on the embedded default (in-memory broker and store): nothing else to start.
-Uses only chitchat's public API.
+With ``--redis`` it keeps the chat in that Redis, so that several demo processes (see
+``demo/run.sh --procs``) serve one chat. Uses only chitchat's public API.
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL"),
+                        help="a Redis URL: share the chat with other processes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    chat = make_chat()
+    # Behind the load balancer of demo/run.sh --procs, clients' addresses come from it.
+    chat = make_chat(redis=args.redis, trusted_proxies="127.0.0.1") if args.redis else make_chat()
     server = make_app(chat).listen(args.port, args.host)
     chitchat.tune_gc()  # after start-up: fewer, shorter collector pauses (docs/benchmarks.md)
     stop = asyncio.Event()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+import redisutil
 import tornado.web
 from clients import TRANSPORTS
 
@@ -106,3 +107,23 @@ def connect(http_server: Any, io_loop: Any, base_url: str, transport: str) -> Co
             await client.aclose()
 
     io_loop.run_sync(close_all)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The run's Redis (tests/run.sh starts it); each test keeps to its own prefix."""
+    yield redisutil.shared_url()
+    redisutil.stop_shared()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return redisutil.prefix()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[redisutil.RedisServer]:
+    """A redis-server of this test's own, to restart, flush or reconfigure."""
+    server = redisutil.RedisServer().start()
+    yield server
+    server.stop()

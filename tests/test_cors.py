@@ -9,6 +9,7 @@ headers; a page anywhere else gets none, and its preflight a 403.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ async def raw_request(port: int, method: str, path: str, headers: dict[str, str]
         return Answer(int(status_line.split()[1]), fields, content)
     finally:
         writer.close()
+        # Wait for the close, or the socket may outlive the test's loop (a ResourceWarning).
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 def sid() -> str:

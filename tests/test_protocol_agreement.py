@@ -41,9 +41,10 @@ def test_protocol_doc_lists_every_code() -> None:
 
 def test_public_surface_is_exactly_all() -> None:
     exported = sorted(name for name in dir(chitchat) if not name.startswith("_"))
-    modules = {"broker", "brokers", "channels", "chat", "errors", "feed", "handlers", "hub",
+    modules = {"broker", "brokers", "channels", "chat", "cors", "errors", "feed", "handlers", "hub",
                "jsonsafe", "limits", "log", "node", "origin", "presence", "protocol",
-               "receipts", "roomlog", "rooms", "router", "session", "settings", "store",
-               "stores", "testing", "transports", "typing_indicator", "user"}
+               "publisher", "receipts", "redis_presence", "roomlog", "rooms", "router",
+               "session", "settings", "store", "stores", "testing", "transports",
+               "typing_indicator", "user"}
     assert sorted(set(exported) - modules) == sorted(chitchat.__all__)
     assert chitchat.__all__ == sorted(chitchat.__all__)

@@ -86,6 +86,7 @@ function Client(url, options) {
   this._link = null;     // the current attempt or connection
   this._retry = null;    // the timer of the next attempt, while reconnecting
   this._failures = 0;    // failed attempts since the last welcome: the backoff exponent
+  this._quietUntil = 0;  // until then failed attempts are expected (a restart): no error
   this._user = null;     // this connection's user id, from the last welcome
   this._requests = new Requests();
   this._rooms = new Rooms(this);
@@ -317,7 +318,8 @@ Client.prototype._drop = function (final) {
 // The current attempt failed or the connection was lost: retry after `delay` ms
 // (default: the backoff). `error` ({code, reason}) is emitted as 'error' when given;
 // it is given for every failure before welcome and for a server error frame, not
-// for the loss of a connection that was up.
+// for the loss of a connection that was up, nor for the failed attempts while a
+// server that announced its restart (4014) is expected back (`_quietUntil`).
 Client.prototype._lost = function (reason, error, delay) {
   var self = this;
   this._drop(false);
@@ -329,7 +331,7 @@ Client.prototype._lost = function (reason, error, delay) {
     self._attempt();
   }, delay);
   this._setState('reconnecting', reason);
-  if (error) this._events.emit('error', error);
+  if (error && now() >= this._quietUntil) this._events.emit('error', error);
   if (this._state === 'reconnecting') this._rooms.clearTyping();
 };
 
@@ -373,6 +375,7 @@ Client.prototype._onWelcome = function (link, frame) {
   link.welcomed = true;
   this._watch(link);  // now on the heartbeat deadline
   this._failures = 0;
+  this._quietUntil = 0;
   this._user = typeof frame.user === 'string' ? frame.user : null;
   this._rooms.welcomed(frame.room);
   this._outbox.limit(frame.limits ? frame.limits.send : null);
@@ -400,7 +403,10 @@ Client.prototype._onError = function (frame) {
   var maxDelay = this._options.maxDelay;
   switch (code) {
     case CODES.RESTARTING:
-      // Not an error: the server asks its clients to spread their return over `retry`.
+      // Not an error: the server asks its clients to spread their return over `retry`,
+      // and attempts that fail while it restarts (within `retry` + maxDelay) are no
+      // errors either; a server that stays away longer is reported as usual.
+      this._quietUntil = now() + (retry === null ? 0 : retry) + maxDelay;
       this._lost(codeReason(code), null, retry === null ? undefined : Math.random() * retry);
       break;
     case CODES.FLOOD_CLOSED:

@@ -179,6 +179,31 @@ test('4014 restarting: reconnects after a random delay in [0, retry), with no er
   }
 });
 
+test('4014: attempts that fail while the server restarts emit no error, later ones do', async () => {
+  const {transports, events, clock} = await connected({minDelay: 100, maxDelay: 1000}, {}, {random: 1});
+  transports.last().receive({t: 'error', code: 4014, reason: 'restarting', fatal: true, retry: 2000});
+  events.length = 0;
+  // Within retry + maxDelay (3 s): the server is expected back; failing is no error.
+  while (clock.time < 1000000 + 2500) {
+    await tick(clock, clock.pending()[0]);
+    transports.last().drop({code: 1002, reason: 'still down'});
+  }
+  assert.deepEqual(plain(events), []);
+  // Past it, the outage is reported as any other.
+  await tick(clock, 1000);
+  await tick(clock, clock.pending()[0]);
+  transports.last().drop({code: 1002, reason: 'still down'});
+  assert.deepEqual(plain(events).map((e) => e[0]), ['error']);
+  // And a welcome ends the quiet period for good.
+  await tick(clock, clock.pending()[0]);
+  transports.last().welcome();
+  events.length = 0;
+  transports.last().drop({code: 1006, reason: 'gone'});
+  await tick(clock, clock.pending()[0]);
+  transports.last().drop({code: 1002, reason: 'down'});
+  assert.deepEqual(plain(events).map((e) => e[0]), ['disconnect', 'reconnect', 'error']);
+});
+
 test('4014 without retry falls back on the backoff', async () => {
   const {transports, events, clock} = await connected({minDelay: 300});
   transports.last().receive({t: 'error', code: 4014, reason: 'restarting', fatal: true});

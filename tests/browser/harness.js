@@ -12,10 +12,14 @@
 //   rec.view      room -> the messages as a person would see them now: a message is
 //                 added once, edits replace it, removes delete it, reactions update
 //                 it, and a reset clears the room (pushes are under the key '')
+//   rec.eventAt, rec.roomAt  when (Date.now()) each entry of rec.events, rec.room came
+//   rec.sends     text -> what became of a sendLater(room, text): {settled: how many
+//                 times its promise settled, ok, value | meta}
 (function () {
 'use strict';
 
-window.rec = {events: [], room: [], messages: [], states: [], received: {}, view: {}};
+window.rec = {events: [], room: [], messages: [], states: [], received: {}, view: {},
+              eventAt: [], roomAt: [], sends: {}};
 
 var CONNECTION_EVENTS = ['connect', 'disconnect', 'reconnect', 'unauthorized', 'error'];
 var ROOM_EVENTS = ['presence', 'typing', 'removed', 'reset', 'read', 'edit', 'remove', 'reactions'];
@@ -59,12 +63,14 @@ window.start = function (name, token, options) {
   CONNECTION_EVENTS.forEach(function (ev) {
     chitchat.on(ev, function (arg) {
       rec.events.push([ev, plainCopy(arg)]);
+      rec.eventAt.push(Date.now());
       rec.states.push(chitchat.state());
     });
   });
   ROOM_EVENTS.forEach(function (ev) {
     chitchat.on(ev, function (arg) {
       rec.room.push([ev, plainCopy(arg)]);
+      rec.roomAt.push(Date.now());
       if (VIEW[ev]) VIEW[ev](arg);
     });
   });
@@ -99,6 +105,15 @@ window.historyOf = function (room, options) { return settle(chitchat.history(roo
 window.markRead = function (room, seq) { return settle(chitchat.markRead(room, seq)); };
 window.editMsg = function (room, id, data) { return settle(chitchat.edit(room, id, data)); };
 window.removeMsg = function (room, id) { return settle(chitchat.remove(room, id)); };
+/** Send without waiting for the answer (e.g. offline); rec.sends[text] records it. */
+window.sendLater = function (room, text) {
+  var record = rec.sends[text] = {settled: 0, ok: null};
+  settle(chitchat.send({text: text}, {room: room})).then(function (result) {
+    record.settled += 1;
+    Object.assign(record, result);
+  });
+  return chitchat.pending().length;
+};
 window.reactTo = function (room, id, emoji) { return settle(chitchat.react(room, id, emoji)); };
 
 window.texts = function () {
