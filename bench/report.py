@@ -62,8 +62,13 @@ class Results:
         for r in data["fanout"]:
             self.fan.setdefault((r["kind"], r["n"], r["rate"]), []).append(r)
         self.storm: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self.join_storm: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for s in data["storm"]:
-            self.storm.setdefault((s["kind"], s["n"]), []).append(s)
+            storms = self.join_storm if s.get("joins") else self.storm
+            storms.setdefault((s["kind"], s["n"]), []).append(s)
+        self.rooms: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+        for r in data.get("rooms", []):
+            self.rooms.setdefault((r["kind"], r["rooms"], r["size"]), []).append(r)
         self.rtt: dict[str, list[dict[str, Any]]] = {}
         for r in data["rtt"]:
             self.rtt.setdefault(r["kind"], []).append(r)
@@ -76,6 +81,110 @@ class Results:
 
     def r(self, kind: str, key: str) -> float:
         return med([r[key] for r in self.rtt.get(kind, [])])
+
+
+def storm_row(label: str, n: int, runs: list[dict[str, Any]]) -> str:
+    """One row of a connect-storm table (medians, and the failures of every run)."""
+    return (f"| {label} | {n:,} | {spread([r['rate'] for r in runs], ',.0f')} | "
+            f"{spread([r.get('seconds', math.nan) for r in runs], '.1f')} | "
+            f"{spread([r['p50_ms'] for r in runs], '.1f')} | "
+            f"{spread([r['p99_ms'] for r in runs], '.1f')} | "
+            f"{spread([r.get('cpu_s', math.nan) for r in runs], '.2f')} | "
+            f"{spread([r['cpu_ms_per_conn'] for r in runs], '.3f')} | "
+            f"{spread([r.get('rss_mb', math.nan) for r in runs], '.0f')} | "
+            f"{spread([r['kb_per_conn'] for r in runs], '.1f')} | "
+            f"{sum(r['failed'] for r in runs)} |")
+
+
+def write_join_storms(w: Callable[[str], None], res: Results, kinds: list[str],
+                      storm_sizes: list[int]) -> None:
+    """The connect storm with joins, each row beside the plain storm's."""
+    joins = next(iter(res.join_storm.values()))[0]["joins"]
+    w(f"## Connect storm, each connection joining {joins} rooms\n")
+    w(f"The connect storm again (same clients, same concurrency), but once welcomed each "
+      f"connection sends {joins} `join` frames at once, for {joins} of 100 shared rooms "
+      "(evenly spread: ~30 members a room per 1,000 connections), and counts as in once "
+      "every join is acked. All in: the time until every connection had joined all its "
+      "rooms; p50/p99: per connection, from its TCP connect to its last ack; CPU and RSS "
+      "as in the plain storm, whose row is repeated above each. chitchat only: the "
+      "baselines have no rooms of this shape to join.\n")
+    w("| server | N | conn/s | all in, s | p50 ms | p99 ms | server CPU s | "
+      "server CPU ms/conn | RSS MB | KB/conn | failed |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in storm_sizes:
+        for kind in kinds:
+            plain, joined = res.storm.get((kind, n)), res.join_storm.get((kind, n))
+            if plain and joined:
+                w(storm_row(LABEL[kind], n, plain))
+            if joined:
+                w(storm_row(f"{LABEL[kind]}, + {joins} joins", n, joined))
+    w("")
+
+
+def write_rooms(w: Callable[[str], None], res: Results) -> None:
+    """Many small rooms, every one chatting, next to one big room."""
+    w("## Many rooms: every room chatting at once\n")
+    w("chitchat over native websocket only: the baselines' one broadcast group has no "
+      "rooms of this shape (python-socketio has rooms; they are not measured here). Every "
+      "client authorizes with `default: false` (no default room) and sends one `join` "
+      "frame for its room, answered by an `ack`. Then **one sender per room** (its first "
+      "member) sends into it as fast as its window allows: at most max(2, min(50, 50,000 "
+      "/ connections, 1,000 / rooms)) messages without their `ack` (2 per room for 1,000 "
+      "rooms, 50 in the one room of 1,000), for the 'max' run length; then every member must get "
+      "all of its room's messages. A delivery: one message received by one member (its "
+      "sender too: chitchat delivers a message to every member's connection); "
+      "deliveries/s: from the first send to the last delivery; server us/delivery: its "
+      "CPU over the run / deliveries (each message also costs an `ack` and a store "
+      "append, so small rooms pay more per delivery). lost/dup/ooo, refused (sends the "
+      "server answered with a `nack` or an `error`: never counted as delivered, and left "
+      "out of what the members must get; 0 with the limits off) and closed (connections "
+      "the server dropped): totals over every run of the case; other columns as in the "
+      "fan-out table.\n")
+    w("| server | rooms x members | connections | messages | deliveries/s | "
+      "server us/delivery | p50 ms | p99 ms | lost | dup | ooo | refused | closed | "
+      "server cpu (+wait) | "
+      "client cpu | other | bound |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for (kind, rooms, size), rs in res.rooms.items():
+        bounds = sorted({r["bound"] for r in rs})
+        w(f"| {LABEL.get(kind, kind)} | {rooms:,} x {size:,} | {rooms * size:,} | "
+          f"{spread([r['messages'] for r in rs], ',.0f')} | "
+          f"{spread([r['dps'] for r in rs], ',.0f')} | "
+          f"{spread([r['us_per_delivery'] for r in rs], '.2f')} | "
+          f"{spread([r['p50_ms'] for r in rs], '.2f')} | "
+          f"{spread([r['p99_ms'] for r in rs], '.2f')} | "
+          f"{sum(r['lost'] for r in rs)} | {sum(r['dup'] for r in rs)} | "
+          f"{sum(r['ooo'] for r in rs)} | {sum(r.get('refused', 0) for r in rs)} | "
+          f"{sum(r.get('closed', 0) for r in rs)} | {med([r['server_util'] for r in rs]):.0%} "
+          f"(+{med([r['server_wait'] for r in rs]):.0%}) | "
+          f"{med([r['client_util'] for r in rs]):.0%} | "
+          f"{med([r['other_cpus'] for r in rs]):.2f} | {'/'.join(bounds)} |")
+    w("")
+
+
+def write_reads(w: Callable[[str], None], runs: list[dict[str, Any]]) -> None:
+    """markRead coalescing: the read frames sent, against one per read per member."""
+    r0 = runs[0]
+    w(f"## Read receipts: {r0['users']:,} members mark one room read\n")
+    w(f"chitchat over native websocket. {r0['users']:,} clients in one room (joined as in "
+      f"the many-rooms scenario); one of them posts {r0['rounds']} messages, then every "
+      f"member sends a `read` frame, once a second for {r0['rounds']} s (round r: up to "
+      "entry r). Without coalescing each read would be announced to every member: "
+      "reads x members frames (the naive column). chitchat gathers the positions that "
+      "moved and sends each member at most one `read` frame per room per second, carrying "
+      "them all. Read frames: those the members received (frames/s: from the first read "
+      "sent to the last frame received); positions: the `{user: seq}` entries they "
+      "carried; server CPU: from the first read to the end (the reads' acks included), "
+      "and per read sent; complete: members that saw every user's final position.\n")
+    w("| server | members | reads sent | naive frames | read frames | read frames/s | "
+      "positions | seconds | server CPU s | server us/read | complete |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        w(f"| {LABEL.get(r['kind'], r['kind'])} | {r['users']:,} | {r['reads']:,} | "
+          f"{r['naive']:,} | {r['frames']:,} | {r['frames_per_s']:,.0f} | "
+          f"{r['entries']:,} | {r['seconds']:.1f} | {r['cpu_s']:.2f} | "
+          f"{r['us_per_read']:.0f} | {r['complete']:,}/{r['clients']:,} |")
+    w("")
 
 
 def render(data: dict[str, Any], analysis: Path) -> str:
@@ -240,7 +349,7 @@ def render(data: dict[str, Any], analysis: Path) -> str:
                   f"{med([r.get('other_cpus', 0.0) for r in runs]):.2f} | {'/'.join(bounds)} |")
     w("")
 
-    if data["storm"]:
+    if res.storm:
         sizes_text = " and ".join(f"{n:,}" for n in storm_sizes)
         w(f"## Connect storm: {sizes_text} clients connect and authorize\n")
         w(f"A restarted server meets its clients all at once: {cfg['concurrency']} "
@@ -258,16 +367,14 @@ def render(data: dict[str, Any], analysis: Path) -> str:
             for kind in kinds:
                 runs = res.storm.get((kind, n))
                 if runs:
-                    w(f"| {LABEL[kind]} | {n:,} | {spread([r['rate'] for r in runs], ',.0f')} | "
-                      f"{spread([r.get('seconds', math.nan) for r in runs], '.1f')} | "
-                      f"{spread([r['p50_ms'] for r in runs], '.1f')} | "
-                      f"{spread([r['p99_ms'] for r in runs], '.1f')} | "
-                      f"{spread([r.get('cpu_s', math.nan) for r in runs], '.2f')} | "
-                      f"{spread([r['cpu_ms_per_conn'] for r in runs], '.3f')} | "
-                      f"{spread([r.get('rss_mb', math.nan) for r in runs], '.0f')} | "
-                      f"{spread([r['kb_per_conn'] for r in runs], '.1f')} | "
-                      f"{sum(r['failed'] for r in runs)} |")
+                    w(storm_row(LABEL[kind], n, runs))
         w("")
+    if res.join_storm:
+        write_join_storms(w, res, kinds, storm_sizes)
+    if res.rooms:
+        write_rooms(w, res)
+    if data.get("reads"):
+        write_reads(w, data["reads"])
     if data.get("memory"):
         m0 = data["memory"][0]
         w(f"## Memory: {m0['cycles']:,} connect / authorize / disconnect cycles\n")
