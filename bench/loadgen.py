@@ -137,6 +137,8 @@ class Receivers:
             "deliveries": self.deliveries, "lost": self.lost(), "dup": self.dup,
             "ooo": self.ooo, "stale": self.stale, "first": self.first, "last": self.last,
             "hist": hist, "closed": sum(1 for c in self.clients if c.closed),
+            "close_reasons": sorted({c.close_reason for c in self.clients
+                                     if c.close_reason})[:3],
         }
 
 

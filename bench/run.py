@@ -492,6 +492,7 @@ def rooms_case(cfg: Config, workers: Workers, server: Server, run: int, rooms: i
         "refused": sum(r["refused"] for r in replies),
         "unanswered": sum(r["unanswered"] for r in replies),
         "closed": sum(r["closed"] for r in replies),
+        "close_reasons": [why for r in replies for why in r["close_reasons"]][:3],
         "expected": sum(r["expected"] for r in replies), "deliveries": deliveries,
         "dps": deliveries / span if span == span and span > 0 else 0.0,
         "us_per_delivery": scpu * 1e6 / deliveries if deliveries else float("nan"),
@@ -806,6 +807,7 @@ class Suite:
                 t = tries[-1]
                 log(f"  try {attempt}: sent {t['messages']} refused {t['refused']} unanswered "
                     f"{t['unanswered']} lost {t['lost']} closed {t['closed']} "
+                    f"{t['close_reasons']} "
                     f"other {t['other_cpus']:.2f}")
                 if t["other_cpus"] <= NOISE:
                     break

@@ -247,6 +247,7 @@ class WSClient(asyncio.Protocol):
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
+        self.close_reason = ""  # why it closed, when not by the load generator
         self._buf = b""
         self.state: Any = None  # the load generator's per-receiver bookkeeping
 
@@ -262,6 +263,8 @@ class WSClient(asyncio.Protocol):
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.close_reason = f"connection lost: {exc}"
         self.closed = True
         if not self._lost.done():
             self._lost.set_result(None)
@@ -370,6 +373,7 @@ class WSClient(asyncio.Protocol):
         await asyncio.wait_for(asyncio.shield(self._lost), timeout)
 
     def _fail(self, why: str) -> None:
+        self.close_reason = self.close_reason or why
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(why))
         self.closed = True
