@@ -37,7 +37,7 @@ ROOT = HERE.parent
 #: and arguments).
 SERVERS: dict[str, tuple[str, list[str]]] = {
     "sockjs": ("sockjs", ["servers/sockjs_server.py"]),
-    "sockjs-noflush": ("sockjs", ["servers/sockjs_server.py", "--no-immediate-flush"]),
+    "sockjs-batched": ("sockjs", ["servers/sockjs_server.py", "--no-immediate-flush"]),
     "tornado-ws": ("tornado-ws", ["servers/tornado_ws_server.py"]),
     "socketio": ("socketio", ["servers/socketio_server.py"]),
     "chitchat-sockjs": ("chitchat-sockjs", ["servers/chitchat_server.py"]),
@@ -603,8 +603,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="phases to skip: "
                         "storm,joinstorm,memory,rtt,fanout,rooms,reads")
     parser.add_argument("--rooms", default="", help="shapes of the many-rooms scenario, "
-                        "ROOMSxSIZE comma-separated (default 1x1000,1000x5; 1x1000,200x5 "
-                        "with --quick)")
+                        "ROOMSxSIZE comma-separated (default 1x1000,1000x5)")
     parser.add_argument("--storm-sizes", default="", help="clients per connect storm, "
                         "comma-separated (default 1000,10000; 1000 with --quick)")
     parser.add_argument("--memory-cycles", type=int, default=0,
@@ -630,12 +629,12 @@ def main() -> None:
 
     load_cpus = len(os.sched_getaffinity(0))
     if args.quick:
-        cfg = Config(True, ["sockjs", "sockjs-noflush", "tornado-ws", "socketio",
+        cfg = Config(True, ["sockjs", "sockjs-batched", "tornado-ws", "socketio",
                             "chitchat-sockjs", "chitchat-ws"],
                      [1000], 1, [20.0, None], 3.0, 1_000_000, 2.0, [1000], 3000, 200,
                      args.workers, 64, 50, args.server_cpu, load_cpus, not args.no_uvloop)
     else:
-        cfg = Config(False, ["sockjs", "sockjs-noflush", "tornado-ws", "socketio",
+        cfg = Config(False, ["sockjs", "sockjs-batched", "tornado-ws", "socketio",
                              "chitchat-sockjs", "chitchat-ws", "chitchat-sockjs-gcdefault",
                              "chitchat-sockjs-gcoff", "chitchat-sockjs-nopresence"],
                      [100, 1000, 5000], 3, [5.0, 20.0, None], 4.0, 2_000_000, 3.0,
@@ -651,8 +650,6 @@ def main() -> None:
         cfg.storm_sizes = [int(n) for n in args.storm_sizes.split(",")]
     if args.memory_cycles:
         cfg.memory_cycles = args.memory_cycles
-    if args.quick:
-        cfg.room_shapes = [(1, 1000), (200, 5)]
     if args.rooms:
         cfg.room_shapes = [(int(r), int(z)) for r, _, z in
                            (shape.partition("x") for shape in args.rooms.split(","))]
@@ -697,7 +694,7 @@ def main() -> None:
 
 
 #: Variants that share another server's connect path: left out of the connect storms.
-SAME_CONNECT_PATH = ("sockjs-noflush", "chitchat-sockjs-gcdefault", "chitchat-sockjs-gcoff")
+SAME_CONNECT_PATH = ("sockjs-batched", "chitchat-sockjs-gcdefault", "chitchat-sockjs-gcoff")
 #: Variants only the connect storms run.
 STORM_ONLY = ("chitchat-sockjs-nopresence", "chitchat-ws-nopresence")
 #: The servers of the memory scenario.

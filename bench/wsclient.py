@@ -204,7 +204,7 @@ ACK_RE = re.compile(rb'\\?"t\\?":\\?"ack\\?"')
 
 CODECS: dict[str, Callable[[], Codec]] = {
     "sockjs": BareSockJS,
-    "sockjs-noflush": BareSockJS,
+    "sockjs-batched": BareSockJS,
     "tornado-ws": BareWebSocket,
     "socketio": SocketIO,
     "chitchat-sockjs": Chitchat,
