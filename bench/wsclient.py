@@ -66,6 +66,23 @@ class Codec:
     def send(self, client: WSClient, run: int, seq: int) -> None:
         raise NotImplementedError
 
+    def join(self, client: WSClient, ref: int, room: str) -> None:
+        """Ask to join ``room`` (chitchat only: the baselines have no such rooms)."""
+        raise NotImplementedError(f"{self.name} has no join frame")
+
+    def frame(self, client: WSClient, frame: dict[str, Any]) -> None:
+        """Send one chitchat frame (chitchat only)."""
+        raise NotImplementedError(f"{self.name} speaks no chitchat frames")
+
+
+def chitchat_auth(client: WSClient) -> str:
+    """The auth frame; ``default: false`` when the client is to be in its joined rooms
+    only (``client.default_room`` False)."""
+    frame: dict[str, Any] = {"t": "auth", "v": 1, "data": {"name": client.user}}
+    if not client.default_room:
+        frame["default"] = False
+    return json.dumps(frame)
+
 
 class BareWebSocket(Codec):
     name = "tornado-ws"
@@ -111,7 +128,7 @@ class Chitchat(BareSockJS):
     prefix = "/chat"
 
     def _auth_frame(self, client: WSClient) -> str:
-        return json.dumps({"t": "auth", "v": 1, "data": {"name": client.user}})
+        return chitchat_auth(client)
 
     def is_authorized(self, client: WSClient, payload: bytes) -> bool:
         if payload == b"o":
@@ -127,6 +144,12 @@ class Chitchat(BareSockJS):
         frame = f'{{"t":"send","ref":{seq},"data":{message_json(run, seq)}}}'
         client.send_text(json.dumps([frame]).encode())
 
+    def join(self, client: WSClient, ref: int, room: str) -> None:
+        self.frame(client, {"t": "join", "ref": ref, "room": room})
+
+    def frame(self, client: WSClient, frame: dict[str, Any]) -> None:
+        client.send_text(json.dumps([json.dumps(frame)]).encode())
+
 
 class ChitchatNative(Codec):
     name = "chitchat-ws"
@@ -135,7 +158,7 @@ class ChitchatNative(Codec):
         return "/chat/ws"
 
     def on_open(self, client: WSClient) -> None:
-        client.send_text(json.dumps({"t": "auth", "v": 1, "data": {"name": client.user}}).encode())
+        client.send_text(chitchat_auth(client).encode())
 
     def is_authorized(self, client: WSClient, payload: bytes) -> bool:
         return payload.startswith(b'{"t":"welcome"')
@@ -145,8 +168,15 @@ class ChitchatNative(Codec):
             client.send_text(b'{"t":"pong"}')
 
     def send(self, client: WSClient, run: int, seq: int) -> None:
+        room = f',"room":"{client.send_room}"' if client.send_room else ""
         client.send_text(
-            f'{{"t":"send","ref":{seq},"data":{message_json(run, seq)}}}'.encode())
+            f'{{"t":"send","ref":{seq}{room},"data":{message_json(run, seq)}}}'.encode())
+
+    def join(self, client: WSClient, ref: int, room: str) -> None:
+        self.frame(client, {"t": "join", "ref": ref, "room": room})
+
+    def frame(self, client: WSClient, frame: dict[str, Any]) -> None:
+        client.send_text(json.dumps(frame).encode())
 
 
 class SocketIO(Codec):
@@ -169,9 +199,12 @@ class SocketIO(Codec):
         client.send_text(f'42["msg",{message_json(run, seq)}]'.encode())
 
 
+#: An ``ack`` in a payload, escaped once (inside a SockJS array) or not at all.
+ACK_RE = re.compile(rb'\\?"t\\?":\\?"ack\\?"')
+
 CODECS: dict[str, Callable[[], Codec]] = {
     "sockjs": BareSockJS,
-    "sockjs-noflush": BareSockJS,
+    "sockjs-batched": BareSockJS,
     "tornado-ws": BareWebSocket,
     "socketio": SocketIO,
     "chitchat-sockjs": Chitchat,
@@ -184,10 +217,12 @@ CODECS: dict[str, Callable[[], Codec]] = {
 
 class WSClient(asyncio.Protocol):
     """One connection. ``on_payload(client, payload, now_us)`` gets every data frame
-    once the client is authorized."""
+    once the client is ready: authorized, and (chitchat) its ``rooms`` joined, each
+    ``join`` answered by an ``ack``."""
 
     def __init__(self, codec: Codec, host: str, port: int, index: int, user: str,
-                 on_payload: Callable[[WSClient, bytes, int], None]) -> None:
+                 on_payload: Callable[[WSClient, bytes, int], None],
+                 rooms: list[str] | None = None, default_room: bool = True) -> None:
         self.codec = codec
         self.host = host
         self.port = port
@@ -199,8 +234,20 @@ class WSClient(asyncio.Protocol):
         self.authorized = False
         self.started = 0.0
         self.authorized_at = 0.0
+        self.rooms = rooms or []
+        self.default_room = default_room
+        self.send_room = ""  # the room a chitchat-ws client's ``send`` frames name
+        self.joins_left = 0
+        self.ready_at = 0.0  # authorized, and every room joined
+        # A room sender's window (bench/loadgen.py): its acks so far, a future to wake it.
+        self.acked = 0
+        self.refused = 0
+        self.wake: asyncio.Future[None] | None = None
+        self.deliver: Callable[[WSClient, bytes, int], None] | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
+        self.close_reason = ""  # why it closed, when not by the load generator
         self._buf = b""
         self.state: Any = None  # the load generator's per-receiver bookkeeping
 
@@ -216,7 +263,11 @@ class WSClient(asyncio.Protocol):
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.close_reason = f"connection lost: {exc}"
         self.closed = True
+        if not self._lost.done():
+            self._lost.set_result(None)
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"closed before authorized: {exc}"))
 
@@ -258,14 +309,18 @@ class WSClient(asyncio.Protocol):
             payload = buf[start:end]
             pos = end
             if opcode == 1 or opcode == 2:
-                if self.authorized:
+                if self.joins_left:
+                    self._joining(payload)
+                elif self.authorized:
                     self.on_payload(self, payload, now)
                     self.codec.keepalive(self, payload)
                 elif self.codec.is_authorized(self, payload):
                     self.authorized = True
                     self.authorized_at = time.monotonic()
-                    if not self.ready.done():
-                        self.ready.set_result(None)
+                    if self.rooms:
+                        self._join_rooms()
+                    else:
+                        self._ready()
                 else:
                     self.codec.keepalive(self, payload)
             elif opcode == 9:
@@ -274,6 +329,25 @@ class WSClient(asyncio.Protocol):
                 self._fail(f"server closed: {payload[:80]!r}")
                 return
         self._buf = buf[pos:] if pos < size else b""
+
+    def _join_rooms(self) -> None:
+        """Send every ``join`` at once (chitchat handles a connection's frames in order)."""
+        self.joins_left = len(self.rooms)
+        for ref, room in enumerate(self.rooms, 1):
+            self.codec.join(self, ref, room)
+
+    def _joining(self, payload: bytes) -> None:
+        """A payload before every join is answered: history, presence, the acks."""
+        self.codec.keepalive(self, payload)
+        self.joins_left -= len(ACK_RE.findall(payload))
+        if self.joins_left <= 0:
+            self.joins_left = 0
+            self._ready()
+
+    def _ready(self) -> None:
+        self.ready_at = time.monotonic()
+        if not self.ready.done():
+            self.ready.set_result(None)
 
     # sending
 
@@ -291,7 +365,15 @@ class WSClient(asyncio.Protocol):
             self.transport.close()
         self.closed = True
 
+    async def close_and_wait(self, timeout: float) -> None:
+        """Close, and return once the socket is closed on this side."""
+        if self.transport is None or self._lost.done():
+            return
+        self.close()
+        await asyncio.wait_for(asyncio.shield(self._lost), timeout)
+
     def _fail(self, why: str) -> None:
+        self.close_reason = self.close_reason or why
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(why))
         self.closed = True
@@ -301,12 +383,14 @@ class WSClient(asyncio.Protocol):
 
 async def connect(codec: Codec, host: str, port: int, index: int, user: str,
                   on_payload: Callable[[WSClient, bytes, int], None],
-                  timeout: float = 30.0) -> WSClient:
-    """Open, upgrade and authorize one client; its ``started``/``authorized_at`` say how
-    long that took (time.monotonic seconds)."""
+                  timeout: float = 30.0, rooms: list[str] | None = None,
+                  default_room: bool = True) -> WSClient:
+    """Open, upgrade and authorize one client, then join its ``rooms``; its
+    ``started``/``authorized_at``/``ready_at`` say how long that took (time.monotonic
+    seconds)."""
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    client = WSClient(codec, host, port, index, user, on_payload)
+    client = WSClient(codec, host, port, index, user, on_payload, rooms, default_room)
     client.started = started
     await asyncio.wait_for(loop.create_connection(lambda: client, host, port), timeout)
     await asyncio.wait_for(client.ready, timeout)

@@ -341,6 +341,7 @@ class Chat:
     async def authorized(self, session: Session, frame: protocol.Auth) -> bool:
         user = session.user
         assert user is not None
+        self._auth_deadlines.discard(session)
         cap = self.limits.max_user_connections
         sessions = self._users.setdefault(user.id, set())
         if cap is not None and len(sessions) >= cap:
@@ -384,6 +385,7 @@ class Chat:
         self._log.outage.failed(exc, "a request")
 
     def closed(self, session: Session) -> None:
+        self._auth_deadlines.discard(session)
         bucket = self._bucket(session)
         if session in bucket:
             bucket.discard(session)

@@ -127,32 +127,41 @@ def _within(ip: str | None, networks: tuple[Network, ...]) -> bool:
 class Deadlines(Generic[T]):
     """Items that each expire ``delay`` seconds after being added, on one shared timer
     (one ``call_later`` for all of them, instead of one per item: the connect path of a
-    reconnect storm). ``expire(item)`` is called for each; it decides whether the item
-    is still waiting (items are not removed early)."""
+    reconnect storm). ``expire(item)`` is called for each item still held when its time
+    comes; ``discard`` lets an item go before that (an authorized or closed connection:
+    nothing should keep it alive until its deadline)."""
 
     def __init__(self, delay: float, expire: Callable[[T], None]) -> None:
         self._delay = delay
         self._expire = expire
-        self._queue: collections.deque[tuple[float, T]] = collections.deque()
+        # item -> its deadline; one delay for all, so insertion order is deadline order.
+        self._items: collections.OrderedDict[T, float] = collections.OrderedDict()
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, item: T) -> None:
         loop = asyncio.get_running_loop()
-        self._queue.append((loop.time() + self._delay, item))
+        self._items[item] = loop.time() + self._delay
         if self._timer is None:
             self._timer = loop.call_later(self._delay, self._fire)
+
+    def discard(self, item: T) -> None:
+        self._items.pop(item, None)
 
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._queue.clear()
+        self._items.clear()
 
     def _fire(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self._timer = None
-        while self._queue and self._queue[0][0] <= now:
-            self._expire(self._queue.popleft()[1])
-        if self._queue:
-            self._timer = loop.call_at(self._queue[0][0], self._fire)
+        items = self._items
+        while items:
+            item, when = next(iter(items.items()))
+            if when > now:
+                self._timer = loop.call_at(when, self._fire)
+                return
+            del items[item]
+            self._expire(item)

@@ -1,10 +1,18 @@
 """Shared start-up for the benchmark servers: parse --port, listen on 127.0.0.1 only,
-print READY, stop on SIGTERM/SIGINT or when stdin closes (the runner went away)."""
+print READY, stop on SIGTERM/SIGINT or when stdin closes (the runner went away).
+
+On SIGUSR1 a server prints ``PROBE {"rss_kb": ..., "garbage": ..., "objects": ...}``: its
+RSS, then what a full collection found unreachable (cyclic garbage, which only the
+collector frees) and the number of objects it tracks afterwards, by type, and its
+running tasks: the memory scenario's leak check (RSS says what the OS sees, the object
+count what is still alive).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import json
 import os
@@ -58,6 +66,32 @@ class GCPauses:
                        "frozen": gc.get_freeze_count()}, f)
 
 
+def rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def probe() -> None:
+    rss = rss_kb()
+    # What a full collection finds unreachable: kept (DEBUG_SAVEALL) to be counted by
+    # type, then freed by a second collection.
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    unreachable = gc.collect()
+    garbage = collections.Counter(type(o).__qualname__ for o in gc.garbage).most_common(8)
+    gc.set_debug(0)
+    gc.garbage.clear()
+    gc.collect()
+    alive = gc.get_objects()
+    kinds = collections.Counter(type(o).__qualname__ for o in alive).most_common(15)
+    tasks = collections.Counter(t.get_coro().__qualname__ for t in asyncio.all_tasks())
+    print("PROBE " + json.dumps({"rss_kb": rss, "garbage": unreachable,
+                                 "garbage_types": garbage, "objects": len(alive),
+                                 "types": kinds, "tasks": tasks.most_common(5)}), flush=True)
+
+
 def serve(make_app: Callable[[], Awaitable[tornado.web.Application]], port: int,
           gc_mode: str = "default", after_start: Callable[[], None] | None = None,
           gc_stats: str = "") -> None:
@@ -76,6 +110,7 @@ def serve(make_app: Callable[[], Awaitable[tornado.web.Application]], port: int,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, probe)
         if stat.S_ISFIFO(os.fstat(0).st_mode):  # the runner holds our stdin: EOF = stop
             loop.add_reader(0, lambda: stop.set() if not os.read(0, 4096) else None)
         print(f"READY {os.getpid()}", flush=True)

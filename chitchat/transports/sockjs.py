@@ -4,6 +4,9 @@ What sockjs-tornado 1.0.7 gets wrong is covered here and in ``chitchat.router``:
 ``on_open`` cannot refuse a connection, so the core answers with a chat-level error
 frame; closing in the same turn as a send breaks the HTTP polling transports, so a
 close waits until the client has had time to fetch the last frames.
+
+What it costs per connection is trimmed for websocket sessions (``ChitchatSession``):
+no heartbeat timer of its own, and its open and close frames written as bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sockjs.tornado import SockJSConnection, SockJSRouter, proto  # type: ignore[import-untyped]
+from sockjs.tornado import session as sockjs_session
 
 from ._backlog import too_slow
 from ._write import FrameCache, text_frame, write
@@ -22,7 +26,7 @@ from .base import Connection, RequestInfo
 if TYPE_CHECKING:
     from ..chat import Chat
 
-__all__ = ["ChitchatConnection", "ChitchatSockJSRouter", "RefusalLog"]
+__all__ = ["ChitchatConnection", "ChitchatSession", "ChitchatSockJSRouter", "RefusalLog"]
 
 log = logging.getLogger("chitchat.transports")
 
@@ -42,7 +46,7 @@ class ChitchatSockJSRouter(SockJSRouter):  # type: ignore[misc]
     def __init__(self, chat: Chat, prefix: str, settings: dict[str, Any]) -> None:
         self.chat = chat
         self.cors_refusals = RefusalLog()
-        super().__init__(ChitchatConnection, prefix, settings)
+        super().__init__(ChitchatConnection, prefix, settings, session_kls=ChitchatSession)
 
 
 class RefusalLog:
@@ -64,6 +68,49 @@ class RefusalLog:
                         origin, path, self._unlogged)
             self._unlogged = 0
             self._next = now + LOG_EVERY
+
+
+class ChitchatSession(sockjs_session.Session):  # type: ignore[misc]
+    """sockjs-tornado's session, minus two per-connection costs on websocket sessions.
+
+    - No SockJS heartbeat timer: sockjs-tornado arms one per session (a ``Callback``
+      re-armed every ``heartbeat_delay``, 25 s, that keeps the closed session alive until
+      it next fires). chitchat's own ping, every ``heartbeat`` seconds, keeps the
+      connection busy and finds dead ones; sockjs-client ignores ``h`` frames. Polling
+      and streaming sessions keep theirs (their requests must not sit idle).
+    - The open frame ``o`` and the close frame ``c[code,"reason"]`` are written as
+      WebSocket frame bytes (``_write.write``, in order with every other write), not
+      through ``write_message``, which makes a Task per call. The bytes are the same.
+    """
+
+    def start_heartbeat(self) -> None:
+        if _stream(self.handler) is None:
+            super().start_heartbeat()
+
+    def verify_state(self) -> None:
+        stream = _stream(self.handler)
+        if stream is None or self.state != sockjs_session.CONNECTING:
+            super().verify_state()
+            return
+        write(stream, _OPEN_FRAME)
+        sockjs_session.BaseSession.verify_state(self)
+
+    def close(self, code: int = 3000, message: str = "Go away!") -> None:
+        stream = _stream(self.handler)
+        if stream is None or self.state == sockjs_session.CLOSED:
+            super().close(code, message)
+            return
+        write(stream, text_frame(proto.disconnect(code, message).encode()))
+        sockjs_session.BaseSession.close(self, code, message)
+
+
+def _stream(handler: Any) -> Any:
+    """The IOStream of a websocket session's open, uncompressed connection, or None (a
+    polling or streaming session, or a connection that is closing)."""
+    ws = getattr(handler, "ws_connection", None)
+    if ws is None or ws.is_closing() or getattr(ws, "_compressor", None) is not None:
+        return None
+    return ws.stream
 
 
 class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
@@ -141,6 +188,8 @@ class ChitchatConnection(SockJSConnection):  # type: ignore[misc]
         else:
             self._closing = loop.call_later(CLOSE_CHECK, self._close_when_flushed, code, reason)
 
+
+_OPEN_FRAME = text_frame(proto.CONNECT.encode())
 
 # A fan-out hands the same frame object to every receiver: encode it once for SockJS
 # (polling transports), and build the whole WebSocket frame once (websocket sessions).
