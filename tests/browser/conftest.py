@@ -136,26 +136,42 @@ def chat_server(
     server.kill()
 
 
-@pytest.fixture
-def new_user(browser: Any, chat_server: tuple[ServerProcess, str]) -> Iterator[Callable[..., Any]]:
-    """``new_user()``: a fresh browser context (one user: own cookies) with the harness
-    page open; ``new_user(context=ctx)`` opens another tab in the same context."""
-    contexts: list[Any] = []
-    errors: list[str] = []
+class Pages:
+    """Opens harness pages, each new person in a browser context of their own; closes
+    the contexts and fails the test on an uncaught error in any page."""
 
-    def _new(context: Any = None) -> Any:
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.contexts: list[Any] = []
+        self.errors: list[str] = []
+
+    def open(self, url: str, context: Any = None) -> Any:
         if context is None:
-            context = browser.new_context()
-            contexts.append(context)
+            context = self.browser.new_context()
+            self.contexts.append(context)
         page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(chat_server[1] + "/")
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.goto(url + "/")
         return page
 
-    yield _new
-    for context in contexts:
-        context.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+        assert self.errors == [], f"uncaught errors in the page: {self.errors}"
+
+
+@pytest.fixture
+def pages(browser: Any) -> Iterator[Pages]:
+    opened = Pages(browser)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def new_user(pages: Pages, chat_server: tuple[ServerProcess, str]) -> Callable[..., Any]:
+    """``new_user()``: a fresh browser context (one user: own cookies) with the harness
+    page open; ``new_user(context=ctx)`` opens another tab in the same context."""
+    return lambda context=None: pages.open(chat_server[1], context)
 
 
 WAIT = 15_000  # ms: the longest any single step may take

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 import redisutil
 
-from .conftest import Person, ServerProcess, free_port
+from .conftest import Pages, Person, ServerProcess, free_port
 from .test_rooms import wait_presence, wait_typing
 
 GRACE = 1  # s: the presence grace of these servers
@@ -39,26 +38,16 @@ def two_processes(redis_url: str) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def person_on(browser: Any) -> Iterator[Callable[[str, str], Person]]:
+def person_on(pages: Pages) -> Callable[[str, str], Person]:
     """``person_on("ann", url)``: a new browser context with the harness page of the
     process at ``url`` open and connected."""
-    contexts: list[Any] = []
-    errors: list[str] = []
 
     def _on(name: str, url: str) -> Person:
-        context = browser.new_context()
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(url + "/")
-        person = Person(page, name)
+        person = Person(pages.open(url), name)
         person.start()
         return person
 
-    yield _on
-    for context in contexts:
-        context.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    return _on
 
 
 def test_two_pages_on_two_processes_chat_and_see_presence_and_typing(
