@@ -60,6 +60,8 @@ class RedisStore(Store):
     message of any room.
     """
 
+    remote = True  # one pipeline, in the order called
+
     def __init__(self, url: str, *, prefix: str = "chitchat", capacity: int | None = 10_000,
                  dedup_window: float = 24 * 3600.0, publish: bool = False) -> None:
         if capacity is not None and capacity < 1:
