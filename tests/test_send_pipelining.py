@@ -124,3 +124,4 @@ async def test_closing_mid_burst_stores_each_send_at_most_once_in_order(
     stored = [m.data["text"] for m in await chat.history("main", limit=100)]
     from_ann = [text for text in stored if text != "still here"]
     assert from_ann and from_ann == [f"m{n}" for n in range(len(from_ann))]
+
