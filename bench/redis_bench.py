@@ -153,6 +153,7 @@ class Member:
         self.window = window
         self.acks = 0
         self.delivered = 0
+        self.frames = 0  # messages frames received
         self.sending = False
         self.seq = 0
         self.joined = asyncio.get_running_loop().create_future()
@@ -168,6 +169,7 @@ class Member:
                 self.send()
         elif payload.startswith(b'{"t":"messages"'):
             self.delivered += len(MSG_RE.findall(payload))
+            self.frames += 1
         elif payload == b'{"t":"ping"}':
             client.send_text(b'{"t":"pong"}')
 
@@ -202,6 +204,7 @@ async def measure(senders: list[Member], receivers: list[Member], seconds: float
     await asyncio.sleep(1.0)  # warm-up
     acks0 = sum(s.acks for s in senders)
     got0 = sum(r.delivered for r in receivers)
+    frames0 = sum(r.frames for r in receivers)
     cpu0 = [cpu_of(pid) for pid in pids]
     sched0 = [sched_of(pid) for pid in pids[1:]]
     stats0 = redis_stats(redis) if redis is not None else (0, 0)
@@ -212,6 +215,7 @@ async def measure(senders: list[Member], receivers: list[Member], seconds: float
     stats = redis_stats(redis) if redis is not None else (0, 0)
     acks = sum(s.acks for s in senders) - acks0
     got = sum(r.delivered for r in receivers) - got0
+    frames = sum(r.frames for r in receivers) - frames0
     cpu = [cpu_of(pid) - before for pid, before in zip(pids, cpu0, strict=True)]
     me = self_cpu() - me0
     for sender in senders:
@@ -227,7 +231,9 @@ async def measure(senders: list[Member], receivers: list[Member], seconds: float
                 0.0, 1 - (on + waiting) / took / len(sched)),
             # Commands Redis ran per socket read: about the commands per pipeline
             # (a script's own calls count too).
-            "per_read": (stats[0] - stats0[0]) / reads if reads else 0.0}
+            "per_read": (stats[0] - stats0[0]) / reads if reads else 0.0,
+            # Coalescing: messages per delivered frame.
+            "per_frame": got / frames if frames else 0.0}
 
 
 async def scenario(kind: str, procs: int, redis: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -258,7 +264,8 @@ def row(label: str, r: dict[str, Any]) -> str:
     per_send = r["cpu_chats"] / r["sends"] * 1e6 if r["sends"] else 0.0
     return (f"| {label} | {r['sends']:,.0f} | {r['delivered']:,.0f} | {per_send:,.0f} | "
             f"{r['cpu_chats']:.2f} | {r['waiting']:.2f} | {r['asleep']:.2f} | "
-            f"{r['cpu_redis']:.2f} | {r['cpu_client']:.2f} | {r['per_read']:.0f} |")
+            f"{r['cpu_redis']:.2f} | {r['cpu_client']:.2f} | {r['per_read']:.0f} | "
+            f"{r['per_frame']:.1f} |")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -267,7 +274,8 @@ async def run(args: argparse.Namespace) -> None:
     redis = RedisServer("--appendfsync", args.appendfsync).start()
     lines = ["| run | accepted sends/s | deliveries/s | chat CPU us/send | CPU chat procs | "
              "chat waiting for a CPU | chat asleep | CPU redis | CPU load gen | "
-             "Redis commands/read |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "Redis commands/read | messages/frame |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     try:
         for kind in ("sends", "fan-out") if args.only != "scale" else ():
             best: dict[str, dict[str, Any]] = {}
