@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from wsclient import MSG_RE, ChitchatNative, WSClient, connect, message_json  # noqa: E402
+from wsclient import ChitchatNative, WSClient, connect, message_json  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -168,7 +168,8 @@ class Member:
             if self.sending:
                 self.send()
         elif payload.startswith(b'{"t":"messages"'):
-            self.delivered += len(MSG_RE.findall(payload))
+            # Counted, not parsed: a light load generator leaves the chat its core.
+            self.delivered += payload.count(b'"_r":')
             self.frames += 1
         elif payload == b'{"t":"ping"}':
             client.send_text(b'{"t":"pong"}')

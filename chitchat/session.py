@@ -260,7 +260,11 @@ class Session:
         try:
             while self._inbox and self.state < State.CLOSING:
                 frame = self._inbox.popleft()
-                if isinstance(frame, protocol.Send) and self.core.overlap_sends:
+                if isinstance(frame, protocol.Send) and self.core.overlap_sends and (
+                        self._begun or (self._inbox and isinstance(self._inbox[0],
+                                                                   protocol.Send))):
+                    # Sends are under way, or another follows this one: overlap. (A
+                    # lone send is handled at once, without the tasks that costs.)
                     if self._begun is not None and len(self._begun) >= SENDS_AHEAD:
                         await self.finished()
                     await self._begin(frame)
