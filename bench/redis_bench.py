@@ -239,6 +239,8 @@ async def measure(senders: list[Member], receivers: list[Member], seconds: float
 
 async def scenario(kind: str, procs: int, redis: Any, args: argparse.Namespace) -> dict[str, Any]:
     chats, ports = start_chats(procs, redis.url if redis is not None else None)
+    if procs == 1 and args.pin_chat:
+        os.sched_setaffinity(chats[0].proc.pid, {0})
     pids = [redis.proc.pid if redis is not None else os.getpid(), *(c.proc.pid for c in chats)]
     try:
         if kind == "sends":
@@ -277,7 +279,15 @@ async def run(args: argparse.Namespace) -> None:
              "chat waiting for a CPU | chat asleep | CPU redis | CPU load gen | "
              "Redis commands/read | messages/frame |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    everywhere = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    pin = args.pin_chat = not args.no_pin and len(everywhere) > 1
     try:
+        if pin:
+            # Like bench/store_bench.py: the chat process alone on cpu 0; Redis (a
+            # service of its own, on another machine in production) and the clients
+            # on cpu 1, for memory and Redis alike.
+            os.sched_setaffinity(redis.proc.pid, {1})
+            os.sched_setaffinity(0, {1})
         for kind in ("sends", "fan-out") if args.only != "scale" else ():
             best: dict[str, dict[str, Any]] = {}
             for _ in range(args.repeat):
@@ -290,6 +300,10 @@ async def run(args: argparse.Namespace) -> None:
             for engine in ("memory", "redis"):
                 lines.append(row(f"{kind}, 1 process, {engine}", best[engine]))
                 print(lines[-1], flush=True)
+        args.pin_chat = False
+        if pin:  # the scaling runs share both cpus, as processes on one host would
+            os.sched_setaffinity(redis.proc.pid, everywhere)
+            os.sched_setaffinity(0, everywhere)
         for procs in (1, 2, 4) if args.only != "compare" else ():
             result = await scenario("sends", procs, redis, args)
             lines.append(row(f"sends, {procs} process(es), redis", result))
@@ -310,6 +324,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--appendfsync", default="always",
                         help="the benchmark Redis's appendfsync (always: the durable setting)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the compared chat process to cpu 0 and Redis "
+                             "and the clients to cpu 1")
     parser.add_argument("--only", choices=["compare", "scale"], help="run one part only")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
