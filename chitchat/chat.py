@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import channels, log, protocol
@@ -92,6 +92,7 @@ class Chat:
         self.registry = Registry()
         self.stopping = False
         self.store: Store = store if store is not None else MemoryStore()
+        self.overlap_sends = self.store.remote
         self.broker: Broker = broker if broker is not None else MemoryBroker()
         self._node = Node(self.broker, self.store)
         self._node.on_reset = self._log_reset
@@ -378,6 +379,18 @@ class Chat:
         await self._handlers[type(frame)](session, frame)
         self._log.outage.ok()
 
+    async def begin_send(self, session: Session,
+                         frame: protocol.Send) -> Coroutine[Any, Any, None] | None:
+        finish = await self._log.begin_send(session, frame)
+        if finish is None:
+            self._log.outage.ok()
+            return None
+        return self._finished(finish)
+
+    async def _finished(self, finish: Coroutine[Any, Any, None]) -> None:
+        await finish
+        self._log.outage.ok()
+
     def send_bucket(self, user: User) -> TokenBucket | None:
         return self._send_buckets.get(user.id)
 
@@ -474,7 +487,7 @@ class Chat:
         sessions = [s for bucket in self._buckets for s in bucket]
         for session in sessions:
             session.stop_reading()
-        busy = [s.task for s in sessions if s.task is not None]
+        busy = [task for s in sessions for task in s.busy()]
         if busy:
             await asyncio.wait(busy, timeout=timeout / 2)
         self._all_closed = asyncio.Event()

@@ -74,8 +74,8 @@ class Feed:
     """The fan-out of one room on this node (see the module docstring)."""
 
     __slots__ = (
-        "_ahead", "_early", "_fill", "_scheduled", "_store", "_turn", "epoch", "holding",
-        "open", "position", "reserved", "room",
+        "_ahead", "_early", "_fill", "_floors", "_scheduled", "_store", "_turn", "epoch",
+        "holding", "open", "position", "reserved", "room",
     )
 
     def __init__(self, room: str, store: Store) -> None:
@@ -94,6 +94,8 @@ class Feed:
         self._turn: list[Item] = []
         self._scheduled = False
         self._ahead: dict[int, tuple[bool, str]] = {}
+        #: Open listeners whose history went past ``position`` -> the seq it covers.
+        self._floors: dict[Listener, int] = {}
         self._fill: asyncio.TimerHandle | asyncio.Task[None] | None = None
 
     # -- life cycle ---------------------------------------------------------------------
@@ -117,6 +119,7 @@ class Feed:
             self._fill = None
         self.open.clear()
         self.holding.clear()
+        self._floors.clear()
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -134,10 +137,16 @@ class Feed:
         for frame in frames(item for item in held if item[0] > after):
             listener.deliver(frame)
         self.open[listener] = version
+        if after > self.position:
+            # Its history holds entries stored but not published to this node yet (a
+            # send's publish follows its append; another process's comes later still):
+            # when they come, it must not get them twice.
+            self._floors[listener] = after
 
     def drop(self, listener: Listener) -> None:
         self.open.pop(listener, None)
         self.holding.pop(listener, None)
+        self._floors.pop(listener, None)
 
     def broadcast(self, frame: str) -> None:
         """Send a node-local frame to every listener that is not held."""
@@ -192,13 +201,31 @@ class Feed:
         if not self._turn:
             return
         items, self._turn = self._turn, []
-        if self.open:
+        if self._floors:
+            self._flush_floored(items)
+        elif self.open:
             for frame in frames(items):
                 # Copy: a listener whose write fails may leave the room mid-loop.
                 for listener in list(self.open):
                     listener.deliver(frame)
         for held in self.holding.values():
             held.extend(items)
+
+    def _flush_floored(self, items: list[Item]) -> None:
+        """``_flush`` while some listeners already have entries up to their floor."""
+        floors = self._floors
+        everyone = [listener for listener in self.open if listener not in floors]
+        for frame in frames(items):
+            for listener in everyone:
+                listener.deliver(frame)
+        for listener, floor in list(floors.items()):
+            if listener not in self.open:
+                del floors[listener]
+                continue
+            for frame in frames(item for item in items if item[0] > floor):
+                listener.deliver(frame)
+            if floor <= self.position:
+                del floors[listener]
 
     # -- filling a gap from the store ---------------------------------------------------
 

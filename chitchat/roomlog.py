@@ -10,8 +10,10 @@ means the change is kept.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from . import channels, jsonsafe, protocol
@@ -23,9 +25,12 @@ from .protocol import LIMITS, Code
 from .receipts import Receipts
 from .rooms import Member
 from .settings import Settings
-from .store import Change, TooManyReactions
+from .store import Appended, Change, TooManyReactions
 from .typing_indicator import Typing
 from .user import Message
+
+#: What finishes a send begun (``RoomLog.begin_send``).
+Finish = Coroutine[Any, Any, None]
 
 __all__ = ["Outage", "RoomLog", "now_ms"]
 
@@ -78,7 +83,10 @@ class RoomLog:
                    key: str | None = None) -> Message:
         """Store and deliver one message (already checked): the one path of them all."""
         draft = Draft(self._node.next_id(), user, data, data_json, now_ms())
-        appended = await self._store.append(room, draft, key)
+        return await self._posted(room, user, await self._store.append(room, draft, key))
+
+    async def _posted(self, room: str, user: str | None, appended: Appended) -> Message:
+        """What follows a stored message: its entry published, its author not typing."""
         message = appended.message
         if not appended.duplicate:
             assert message.seq is not None
@@ -97,29 +105,60 @@ class RoomLog:
             self.outage.failed(exc, "publishing a stored entry")
 
     async def send(self, member: Member, frame: protocol.Send) -> None:
+        """Handle a ``send`` frame and answer it."""
+        checked = await self._checked_send(member, frame)
+        if checked is not None:
+            await self._finish_send(member, frame.ref, checked[0], checked[1],
+                                    self._store.append(checked[0], checked[1], frame.cid))
+
+    async def begin_send(self, member: Member, frame: protocol.Send) -> Finish | None:
+        """``send`` up to its append, begun and not awaited (for a ``remote`` store):
+        returns what finishes it (awaits the append, publishes the entry, sends the
+        ack), which the caller must await, or None when the frame has been answered
+        already (refused, or a ``cid`` sent before).
+
+        A session begins its next send before this one is finished: the appends of its
+        consecutive sends go to the store together. The order holds because the store
+        keeps the order in which appends were begun, the session finishes them in that
+        order, and it begins a send only after the previous one's handler answered."""
+        checked = await self._checked_send(member, frame)
+        if checked is None:
+            return None
+        room, draft = checked
+        appending = asyncio.ensure_future(self._store.append(room, draft, frame.cid))
+        return self._finish_send(member, frame.ref, room, draft, appending)
+
+    async def _checked_send(self, member: Member,
+                            frame: protocol.Send) -> tuple[str, Draft] | None:
+        """The room and the message of a send ready to append, or None when the frame
+        has been answered: refused, or a ``cid`` sent before (answered again)."""
         assert member.user is not None
         user = member.user
         room = frame.room or self._settings.default_room
         if room is None:
             member.send(protocol.error(Code.BAD_ROOM, "name a room: this chat has no "
                                        "default room", frame.ref))
-            return
+            return None
         if member.rooms.get(room) is not True:
             member.send(_not_joined(room, frame.ref))
-            return
+            return None
         if frame.cid is not None:
             original = await self._store.find(user.id, frame.cid)
             if original is not None:  # sent before the connection dropped: answered again
                 member.send(protocol.ack(frame.ref, msg=original.raw))
-                return
+                return None
         extra = {"room": room} if self._registry.message_takes_room else {}
         accepted = await self._accepted(member, frame.ref, self._registry.message,
                                         (user, frame.data), frame.data, "message handler",
                                         **extra)
         if accepted is None:
-            return
-        message = await self.post(room, user.id, *accepted, frame.cid)
-        member.send(protocol.ack(frame.ref, msg=message.raw))
+            return None
+        return room, Draft(self._node.next_id(), user.id, *accepted, now_ms())
+
+    async def _finish_send(self, member: Member, ref: int, room: str, draft: Draft,
+                           appending: Awaitable[Appended]) -> None:
+        message = await self._posted(room, draft.user, await appending)
+        member.send(protocol.ack(ref, msg=message.raw))
 
     async def edit(self, member: Member, frame: protocol.Edit) -> None:
         assert member.user is not None

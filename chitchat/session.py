@@ -2,9 +2,18 @@
 
 A Session sits between one transport and the chat core. Frames are decoded here,
 checked against the limits, and handled strictly one after another: the answer to a
-frame (and the delivery of what it carried) comes before anything is done with the
-next frame, also when the application's handlers are coroutines that take varying
-time. Pings and pongs are answered at once.
+frame comes before anything is done with the next frame, also when the application's
+handlers are coroutines that take varying time. Pings and pongs are answered at once.
+
+One exception, for throughput on a store that answers over a pipe or the network
+(``Store.remote``: SQLite, Redis): consecutive ``send`` frames overlap once their
+appends have begun. Each send is checked and its message handler answers in turn, then
+its append is begun and the next send is taken up while it is under way (at most
+``SENDS_AHEAD`` at once), so that a connection's burst shares the store's commits and
+round trips. What the client sees keeps the frame order: the store keeps the order of
+the appends, a finisher task sends the acks in frame order, an answer given at once
+(a refusal) is held until the sends before it are answered, and any other frame is
+handled only after every send before it has been answered.
 
 Abuse handling (docs/SECURITY.md): every frame takes a token from the connection's
 bucket (``frame_rate``), every write to a room's log one from its user's
@@ -18,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import enum
 import logging
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from . import protocol
 from ._tasks import spawn
@@ -49,12 +60,19 @@ class Core(Protocol):
     limits: Settings
     registry: Registry
     stopping: bool
+    #: Consecutive sends overlap (the store is ``remote``); else one at a time.
+    overlap_sends: bool
 
     async def authorized(self, session: Session, frame: protocol.Auth) -> bool:
         """Register an authorized session and send its welcome (False: refused)."""
 
     async def handle(self, session: Session, frame: protocol.ClientFrame) -> None:
         """Handle one frame of an open session and send the answer."""
+
+    async def begin_send(self, session: Session,
+                         frame: protocol.Send) -> Coroutine[Any, Any, None] | None:
+        """Handle a send up to its append, begun; return the coroutine that answers
+        it (None: answered already). See ``RoomLog.begin_send``."""
 
     def send_bucket(self, user: User) -> TokenBucket | None:
         """The user's send-rate bucket (shared by their connections), or None."""
@@ -75,6 +93,17 @@ class State(enum.IntEnum):
     CLOSED = 5
 
 
+#: Consecutive sends of one connection whose appends may be under way at once.
+SENDS_AHEAD = 16
+
+#: What answers a send once its append is done (``Core.begin_send``).
+Finish = Coroutine[Any, Any, None]
+
+#: In the task beginning a send while earlier ones are unanswered: the session, and the
+#: answers it holds back meanwhile (``Session._begin``).
+_held_answers: contextvars.ContextVar[tuple[Session, list[str]] | None] = (
+    contextvars.ContextVar("held_answers", default=None))
+
 #: Frames that write to a room's log: they count against the user's send rate.
 WRITES = (protocol.Send, protocol.Edit, protocol.Remove, protocol.React)
 
@@ -84,8 +113,8 @@ class Session:
 
     # Thousands of these live at once: no per-instance dict, and no inbox until needed.
     __slots__ = (
-        "_bad", "_held", "_inbox", "core", "guard", "ip", "last_heard", "request", "rooms",
-        "state", "task", "transport", "user",
+        "_bad", "_begun", "_finisher", "_held", "_inbox", "core", "guard", "ip",
+        "last_heard", "request", "rooms", "state", "task", "transport", "user",
     )
 
     def __init__(self, core: Core, transport: Transport, request: RequestInfo,
@@ -104,6 +133,10 @@ class Session:
         self.task: asyncio.Task[None] | None = None
         self._held: list[str] | None = None  # pushes held back while SYNCING
         self._bad: _BadFrames | None = None
+        #: Sends whose appends are under way, in frame order, with what finishes each.
+        self._begun: collections.deque[tuple[protocol.Send, Finish]] | None = None
+        #: The task finishing them (in order), while there are any.
+        self._finisher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         who = self.user.id if self.user else "-"
@@ -166,7 +199,9 @@ class Session:
 
     def send(self, frame: str) -> None:
         """Write one frame now (the session's own answers and room syncs)."""
-        if self.state < State.CLOSING:
+        if (held := _held_answers.get()) is not None and held[0] is self:
+            held[1].append(frame)  # sent after the answers of the sends before it
+        elif self.state < State.CLOSING:
             self.transport.send(frame)
 
     def deliver(self, frame: str) -> None:
@@ -225,17 +260,78 @@ class Session:
         try:
             while self._inbox and self.state < State.CLOSING:
                 frame = self._inbox.popleft()
+                if isinstance(frame, protocol.Send) and self.core.overlap_sends and (
+                        self._begun or (self._inbox and isinstance(self._inbox[0],
+                                                                   protocol.Send))):
+                    # Sends are under way, or another follows this one: overlap. (A
+                    # lone send is handled at once, without the tasks that costs.)
+                    if self._begun is not None and len(self._begun) >= SENDS_AHEAD:
+                        await self.finished()
+                    await self._begin(frame)
+                    continue
+                if self._finisher is not None:  # any other frame waits for the sends before it
+                    await self.finished()
                 if isinstance(frame, protocol.Auth):
                     await self._authorize(frame)
                 else:
-                    await self._handle(frame)
+                    await self._handle(frame, self.core.handle(self, frame))
         finally:
             self.task = None
 
-    async def _handle(self, frame: protocol.ClientFrame) -> None:
+    async def finished(self) -> None:
+        """Until every send begun has been answered."""
+        if self._finisher is not None:
+            await asyncio.shield(self._finisher)
+
+    def busy(self) -> list[asyncio.Task[None]]:
+        """The tasks handling this connection's frames now."""
+        return [task for task in (self.task, self._finisher) if task is not None]
+
+    async def _begin(self, frame: protocol.Send) -> None:
+        """Take a send up to its append, begun, and leave its finish to the finisher.
+        While earlier sends are unanswered, what this one answers at once (a refusal,
+        the ack of a ``cid`` sent before) is held and sent in its turn."""
+        begun = self._begun
+        if begun is None:
+            begun = self._begun = collections.deque()
+        answers: list[str] = []
+        finish: Finish | None = None
+
+        async def begin() -> None:
+            nonlocal finish
+            finish = await self.core.begin_send(self, frame)
+
+        # Only this task's sends are held (the finisher answers in a task of its own).
+        holding = _held_answers.set((self, answers)) if begun else None
+        try:
+            await self._handle(frame, begin())
+        finally:
+            if holding is not None:
+                _held_answers.reset(holding)
+        if answers:
+            begun.append((frame, self._answered(answers)))
+        if finish is not None:
+            begun.append((frame, finish))
+        if begun and self._finisher is None:
+            self._finisher = spawn(self._finish(begun), f"answering sends of {self!r}")
+
+    async def _answered(self, answers: list[str]) -> None:
+        for answer in answers:
+            self.send(answer)
+
+    async def _finish(self, begun: collections.deque[tuple[protocol.Send, Finish]]) -> None:
+        try:
+            while begun:
+                await self._handle(*begun[0])
+                begun.popleft()  # only now: the one being finished counts as begun
+        finally:
+            self._finisher = None
+
+    async def _handle(self, frame: protocol.ClientFrame,
+                      handling: Coroutine[Any, Any, None]) -> None:
         ref = getattr(frame, "ref", None)
         try:
-            await self.core.handle(self, frame)
+            await handling
         except BackendError as exc:  # logged once per outage, not per request
             self.core.backend_failed(exc)
             if ref is not None:

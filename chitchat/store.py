@@ -83,6 +83,13 @@ class TooManyReactions(ChitchatError):
 class Store(abc.ABC):
     """Keeps every room's log, read positions and send keys (see the module docstring)."""
 
+    #: True for a store whose appends are answered over a pipe or the network: a
+    #: connection then begins its next send while the previous one's append is under
+    #: way (``Session``), so that a burst shares the store's round trips and commits.
+    #: The appends of one connection must then be stored in the order they were
+    #: called (each call issued before it first waits). False: one at a time.
+    remote = False
+
     async def start(self) -> None:  # noqa: B027 (optional hook)
         """Open files or connections; called once, before any other method."""
 

@@ -201,6 +201,46 @@ class ShufflingBroker(chitchat.MemoryBroker):
             self.held[channel] = payload
 
 
+class LateBroker(chitchat.MemoryBroker):
+    """Holds rooms' entries back while ``late`` is a list, until ``release``: what a
+    node sees of a message another process stored and published a moment ago."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late: list[tuple[str, str]] | None = None
+
+    async def publish(self, channel: str, payload: str) -> None:
+        if self.late is not None and channel.startswith("r:") and not payload.startswith("c|"):
+            self.late.append((channel, payload))
+        else:
+            await super().publish(channel, payload)
+
+    async def release(self) -> None:
+        late, self.late = self.late or [], None
+        for channel, payload in late:
+            await super().publish(channel, payload)
+
+
+@pytest.mark.gen_test
+@pytest.mark.chat(broker=LateBroker())
+async def test_a_joiner_whose_history_is_ahead_of_the_feed_gets_each_message_once(
+    connect: Connect, chat: chitchat.Chat,
+) -> None:
+    broker = chat.broker
+    assert isinstance(broker, LateBroker)
+    ann = await connect("ann")
+    await join(ann, "dev")
+    broker.late = []
+    sent = [(await send(ann, i, f"m{i}", room="dev"))["msg"] for i in range(3)]
+    bob = await connect("bob")
+    before, _ = await join(bob, "dev")
+    assert [m for f in before if f["t"] == "messages" for m in f["list"]] == sent
+    await broker.release()
+    assert await _until(ann, "dev", sent[-1]["seq"]) == sent  # ann gets them live
+    last = (await send(ann, 9, "after", room="dev"))["msg"]
+    assert (await bob.recv_where(lambda f: f["t"] == "messages"))["list"] == [last]
+
+
 @pytest.mark.gen_test
 @pytest.mark.chat(broker=ShufflingBroker())
 async def test_entries_reach_clients_in_seq_order_whatever_the_broker_does(

@@ -42,6 +42,8 @@ _ROOM_PARTS = ("meta", "log", "ids", "msgs", "own", "reads")
 _READS = frozenset({"GET", "POSITION", "READ_AFTER", "RECENT", "READ_STATE"})
 #: Entries dropped per script call by ``trim`` (each call blocks Redis briefly).
 TRIM_BATCH = 1000
+#: Rooms whose key names are kept built (past it, the cache starts again).
+KEYS_CACHED = 10_000
 #: Attempts at an edit or a change of reactions racing other writers of the message.
 CHANGE_ATTEMPTS = 20
 
@@ -60,6 +62,8 @@ class RedisStore(Store):
     message of any room.
     """
 
+    remote = True  # one pipeline, in the order called
+
     def __init__(self, url: str, *, prefix: str = "chitchat", capacity: int | None = 10_000,
                  dedup_window: float = 24 * 3600.0, publish: bool = False) -> None:
         if capacity is not None and capacity < 1:
@@ -77,12 +81,19 @@ class RedisStore(Store):
         # append that creates its room).
         self._epoch_base = secrets.token_hex(6)
         self._epochs = itertools.count()
+        self._room_keys: dict[str, list[str]] = {}  # each room's key names, built once
 
     # -- plumbing -----------------------------------------------------------------------
 
     def _keys(self, room: str) -> list[str]:
-        return [*(room_key(self.prefix, room, part) for part in _ROOM_PARTS),
+        keys = self._room_keys.get(room)
+        if keys is None:
+            if len(self._room_keys) >= KEYS_CACHED:
+                self._room_keys.clear()
+            keys = self._room_keys[room] = [
+                *(room_key(self.prefix, room, part) for part in _ROOM_PARTS),
                 f"{self.prefix}:rooms"]
+        return keys
 
     def _channel(self, room: str) -> str:
         return f"{self.prefix}:{channels.room_channel(room)}" if self._publish else ""
@@ -97,7 +108,7 @@ class RedisStore(Store):
         script = lua.SCRIPTS[name]
         epoch = f"{self._epoch_base}{next(self._epochs):x}"
         argv = [epoch, room, repr(time.time()), self._capacity, *args]
-        keys = self._keys(room) + (extra or [])
+        keys = self._keys(room) + extra if extra else self._keys(room)
         if name not in _READS:
             return await self._pipeline.script(script, keys, argv)
         try:

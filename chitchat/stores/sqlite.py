@@ -42,6 +42,8 @@ class SQLiteStore(Store):
     same id in one room is refused with ``BackendError``); chitchat's ids always are.
     """
 
+    remote = True  # answered by the helper process, in the order asked
+
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
         if synchronous.upper() not in _SYNCHRONOUS:
             raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
