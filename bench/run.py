@@ -50,6 +50,10 @@ SERVERS: dict[str, tuple[str, list[str]]] = {
     "chitchat-sockjs-nopresence": ("chitchat-sockjs",
                                    ["servers/chitchat_server.py", "--presence", "off"]),
     "chitchat-ws-nopresence": ("chitchat-ws", ["servers/chitchat_server.py", "--presence", "off"]),
+    # chitchat as an earlier commit built it, checked out in ``--before DIR``: its own
+    # bench server on its own package, for a "before" measured in the same run.
+    "chitchat-sockjs-before": ("chitchat-sockjs", ["servers/chitchat_server.py"]),
+    "chitchat-ws-before": ("chitchat-ws", ["servers/chitchat_server.py"]),
     # Not in the default suite: the heartbeat's effect on tail latency (--servers ...).
     "chitchat-sockjs-hb60": ("chitchat-sockjs",
                              ["servers/chitchat_server.py", "--heartbeat", "60"]),
@@ -77,6 +81,8 @@ class Server:
     profile_dir: Path | None = None
     profile_rate = 200  # samples per second
     started = 0
+    #: ``--before DIR``: the checkout the ``*-before`` kinds run from.
+    before: Path | None = None
 
     def __init__(self, kind: str, cpu: str, extra: list[str]) -> None:
         self.kind = kind
@@ -87,14 +93,19 @@ class Server:
         fd, self.gc_file = tempfile.mkstemp(prefix="bench-gc-", suffix=".json")
         os.close(fd)
         script, *script_args = SERVERS[kind][1]
-        cmd = ["taskset", "-c", cpu, sys.executable, str(HERE / script),
+        root = ROOT
+        if kind.endswith("-before"):
+            if Server.before is None:
+                raise SystemExit(f"{kind} runs an earlier checkout: give --before DIR")
+            root = Server.before
+        cmd = ["taskset", "-c", cpu, sys.executable, str(root / "bench" / script),
                "--port", str(self.port), "--gc-stats", self.gc_file, *script_args, *extra]
         if self.profile_dir is not None:
             out = self.profile_dir / f"{Server.started:02d}-{kind}.txt"
             spy = str(Path(sys.executable).parent / "py-spy")
             cmd = [spy, "record", "-r", str(self.profile_rate), "-f", "raw", "-o", str(out),
                    "--", *cmd]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(root))
         self.proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, text=True)
         assert self.proc.stdout is not None
@@ -609,6 +620,10 @@ def main() -> None:
     parser.add_argument("--memory-cycles", type=int, default=0,
                         help="connect/disconnect cycles of the memory scenario "
                         "(default 10000; 3000 with --quick)")
+    parser.add_argument("--before", default="", metavar="DIR",
+                        help="a checkout of an earlier commit (git worktree add --detach "
+                        "DIR COMMIT) for the chitchat-sockjs-before and chitchat-ws-before "
+                        "servers")
     parser.add_argument("--profile", default="", help="run each server under py-spy, "
                         "writing raw stacks to this directory")
     parser.add_argument("--profile-rate", type=int, default=200,
@@ -656,6 +671,8 @@ def main() -> None:
     if args.rates:
         cfg.rates = [None if r == "max" else float(r) for r in args.rates.split(",")]
     skip = set(filter(None, args.skip.split(",")))
+    if args.before:
+        Server.before = Path(args.before).resolve()
     if args.profile:
         Server.profile_dir = Path(args.profile)
         Server.profile_rate = args.profile_rate

@@ -10,7 +10,8 @@
 # pick a subset; --storm-sizes and --memory-cycles size the connect storms (1,000 and
 # 10,000 clients) and the memory scenario (10,000 cycles); --rooms the many-rooms shapes
 # (1x1000,1000x5); --skip storm,joinstorm,memory,rtt,fanout,rooms,reads leaves phases out; --profile DIR runs every server under py-spy; --render JSON rewrites
-# the report from an earlier run's bench/results/latest.json. Needs Python 3.11+ and util-linux's
+# the report from an earlier run's bench/results/latest.json; --before DIR (a checkout of an
+# earlier commit) adds the chitchat-sockjs-before and chitchat-ws-before servers. Needs Python 3.11+ and util-linux's
 # taskset (installed from Debian's packages when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
