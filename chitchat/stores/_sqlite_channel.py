@@ -6,6 +6,11 @@ one frame (one write); answers come back a frame per batch, in request order, re
 the event loop like any other pipe: it never waits on the disk, and never on the GIL
 of a thread that does.
 
+One batch is at the process at a time: requests made while it is there wait in the
+outbox and go out together when its last answer arrives. Under load that makes the
+batches, and so the commits, as large as the time of one commit allows, and the event
+loop reads one answer frame per commit instead of one per small write.
+
 If the process dies, the requests it had not answered fail with ``BackendError`` (they
 were not committed) and the next request starts a new process on the same file.
 """
@@ -56,6 +61,7 @@ class Channel:
         self._stdin: asyncio.WriteTransport | None = None
         self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._outbox: list[tuple[str, tuple[Any, ...]]] = []
+        self._at_process = 0  # requests written and not answered yet
         self._buffer = bytearray()
         self._gone: asyncio.Future[None] | None = None
         self._restarting: asyncio.Future[None] | None = None
@@ -75,6 +81,7 @@ class Channel:
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[Any] = loop.create_future()
         self._pending = collections.deque([opened])
+        self._at_process = 1  # the opening, answered once the database is open
         self._buffer = bytearray()
         self._gone = loop.create_future()
         self._transport, _ = await loop.subprocess_exec(
@@ -102,7 +109,7 @@ class Channel:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(future)
         self._outbox.append((name, args))
-        if len(self._outbox) == 1:
+        if len(self._outbox) == 1 and not self._at_process:
             asyncio.get_running_loop().call_soon(self._flush)
         try:
             return await future
@@ -112,6 +119,7 @@ class Channel:
     def _flush(self) -> None:
         if self._outbox and self._stdin is not None and not self._stdin.is_closing():
             self._stdin.write(frame(self._outbox))
+            self._at_process += len(self._outbox)
         self._outbox = []
 
     async def _restart(self) -> None:
@@ -150,6 +158,7 @@ class Channel:
             committed, results = pickle.loads(buffer[_LENGTH.size:_LENGTH.size + size])
             del buffer[:_LENGTH.size + size]
             self.commits += committed
+            self._at_process -= len(results)
             for ok, value in results:
                 future = self._pending.popleft()
                 if future.cancelled():
@@ -158,6 +167,8 @@ class Channel:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+            if not self._at_process and self._outbox:
+                self._flush()  # what waited for the batch that was at the process
 
     def _lost(self) -> None:
         """The process ended and its pipes are closed: what it did not answer failed."""
@@ -169,6 +180,7 @@ class Channel:
                     f"the SQLite store's process for {self._path} ended (exit code {code}) "
                     "before answering"))
         self._outbox = []
+        self._at_process = 0
         if self._state == "running":
             self._state = "crashed"
         if self._transport is not None:
