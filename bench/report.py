@@ -21,6 +21,9 @@ LABEL = {
     "chitchat-sockjs-hb60": "chitchat over SockJS, heartbeat 60 s",
     "chitchat-sockjs-nopresence": "chitchat over SockJS, presence off",
     "chitchat-ws-nopresence": "chitchat over native websocket, presence off",
+    # --before DIR: an earlier commit's chitchat, run beside today's.
+    "chitchat-sockjs-before": "chitchat over SockJS websocket, the --before checkout",
+    "chitchat-ws-before": "chitchat over native websocket, the --before checkout",
 }
 #: sockjs-batched (``immediate_flush=False``) batches bursts as chitchat does: its
 #: column compares batching with batching.
