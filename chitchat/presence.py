@@ -66,6 +66,14 @@ class PresenceBackend(abc.ABC):
     async def members(self, room: str) -> tuple[list[str], int]:
         """The room's members and the presence version they are at."""
 
+    async def members_upto(self, room: str, limit: int) -> tuple[list[str] | None, int]:
+        """``members``, but None instead of a list of more than ``limit`` (a join into
+        a big room gets no member list). This default reads them all; a backend that
+        can count first should, so that a storm of joins into one big room does not
+        copy its member list once per join."""
+        found, version = await self.members(room)
+        return (found if len(found) <= limit else None), version
+
     def members_now(self, room: str) -> list[str] | None:
         """The room's members if this backend knows them without asking anyone (the
         in-memory one does), else None."""
@@ -103,6 +111,10 @@ class MemoryPresence(PresenceBackend):
 
     async def members(self, room: str) -> tuple[list[str], int]:
         return list(self._rooms.get(room, ())), self._versions.get(room, 0)
+
+    async def members_upto(self, room: str, limit: int) -> tuple[list[str] | None, int]:
+        found = self._rooms.get(room, {})
+        return (list(found) if len(found) <= limit else None), self._versions.get(room, 0)
 
     def members_now(self, room: str) -> list[str]:
         return sorted(self._rooms.get(room, ()))

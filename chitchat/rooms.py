@@ -112,10 +112,12 @@ class Rooms:
         members: list[str] | None = None
         version = 0
         if self._settings.presence:
-            found, version = await self._presence.backend.members(room)
             # A member list per join is O(members): past the limit (a reconnect storm
-            # into one big room would be quadratic) the room carries none.
-            members = sorted(found) if len(found) <= self._settings.presence_limit else None
+            # into one big room would be quadratic) the room carries none, and the
+            # in-memory backend does not even copy it.
+            found, version = await self._presence.backend.members_upto(
+                room, self._settings.presence_limit)
+            members = sorted(found) if found is not None else None
         if member.gone or member.rooms.get(room) is not True:
             return None
         info = {"room": room, "meta": meta, "epoch": epoch, "seq": seq, "members": members,
