@@ -28,14 +28,16 @@ class Node:
 
 
 @contextlib.asynccontextmanager
-async def nodes(redis_url: str, prefix: str, count: int = 2) -> AsyncIterator[list[Node]]:
+async def nodes(redis_url: str, prefix: str, count: int = 2,
+                **options: Any) -> AsyncIterator[list[Node]]:
     started: list[Node] = []
     clients: list[Any] = []
     for _ in range(count):
         backend = chitchat.RedisPresence(redis_url, prefix=prefix)
         chat = make_chat(broker=chitchat.RedisBroker(redis_url, prefix=prefix),
                          store=chitchat.RedisStore(redis_url, prefix=prefix),
-                         presence_backend=backend, presence_grace=0, presence_interval=0.05)
+                         presence_backend=backend, presence_grace=0, presence_interval=0.05,
+                         **options)
         server = tornado.httpserver.HTTPServer(tornado.web.Application(chat.router().urls))
         sock, port = tornado.testing.bind_unused_port()
         server.add_sockets([sock])
@@ -96,6 +98,19 @@ async def test_members_on_one_node_include_users_of_the_other(
         bob.send({"t": "leave", "ref": 7, "room": "dev"})
         assert (await presence(ann, "dev"))["left"] == ["bob"]
         await eventually(lambda: a.chat.members("dev") == ["ann"])
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_room_past_the_presence_limit_across_nodes_carries_no_member_list(
+        redis_url: str, redis_prefix: str) -> None:
+    async with nodes(redis_url, redis_prefix, presence_limit=1) as (a, b):
+        ann = await user(a, "ann")
+        _, ack = await join(ann, "dev")
+        assert ack["members"] == ["ann"]
+        bob = await user(b, "bob")  # the second member, on the other node: past the limit
+        _, ack = await join(bob, "dev")
+        assert ack["members"] is None
+        assert await a.presence.members("dev") == (["ann", "bob"], 2)
 
 
 @pytest.mark.gen_test(timeout=30)
