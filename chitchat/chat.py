@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import channels, log, protocol
@@ -109,7 +109,7 @@ class Chat:
         self._node.on("read", lambda _, change: self._receipts.changed(change))
         self._rooms = Rooms(self._node, self._presence, s, self.registry, self._sessions_of)
         self._log = RoomLog(self._node, self._typing, self._receipts, s, self.registry)
-        self._handlers: dict[type, Callable[[Session, Any], Any]] = {
+        self._handlers: dict[type, Callable[[Session, Any], Awaitable[None]]] = {
             protocol.Send: self._log.send,
             protocol.Join: self._rooms.join,
             protocol.Leave: self._rooms.leave,

@@ -192,7 +192,7 @@ class Rooms:
         member.send(protocol.ack(frame.ref, entered.info))
         self.release(member, entered)
 
-    def leave(self, member: Member, frame: protocol.Leave) -> None:
+    async def leave(self, member: Member, frame: protocol.Leave) -> None:
         self.exit(member, frame.room)
         member.send(protocol.ack(frame.ref, {"room": frame.room}))
 

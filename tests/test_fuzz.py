@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from clients import TRANSPORTS
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chitchat import jsonsafe, protocol
@@ -127,10 +127,27 @@ def expected_code(text: str) -> int | None:
     return None
 
 
+def answered(texts: list[str], authorized: bool) -> list[str]:
+    """The frames the test can expect answers to: before authorization, a frame that
+    decodes as ``auth`` ends the exchange the test reads (``welcome``, or
+    ``unauthorized`` and the close), so the frames after it may get none."""
+    if authorized:
+        return texts
+    for n, text in enumerate(texts):
+        with contextlib.suppress(ProtocolError):
+            if isinstance(protocol.decode(text, LIMIT), protocol.Auth):
+                return texts[:n + 1]
+    return texts
+
+
 @pytest.mark.chat(send_rate=None, frame_rate=None, max_user_connections=None)
 @settings(max_examples=LIVE_EXAMPLES)
 @given(texts=st.lists(frame_texts(), min_size=1, max_size=12), authorize=st.booleans(),
        kind=st.sampled_from(sorted(TRANSPORTS)))
+# Found by this test: an auth frame without data ends the session (unauthorized) before
+# the malformed frame after it is read.
+@example(texts=['{"t": "auth", "v": 1}', '{"t": "auth"}'], authorize=False,
+         kind="native-websocket")
 def test_live_connections_answer_each_bad_frame_once_and_stay_usable(
     http_server: Any, io_loop: Any, base_url: str, caplog: pytest.LogCaptureFixture,
     texts: list[str], authorize: bool, kind: str,
@@ -161,7 +178,8 @@ def test_live_connections_answer_each_bad_frame_once_and_stay_usable(
             # Each frame the decoder refuses gets exactly one error, in order (frames that
             # decode may add errors of their own: 4003 before auth, 4016, ...).
             remaining = iter(errors)
-            bad = [code for code in map(expected_code, texts) if code is not None]
+            bad = [code for code in map(expected_code, answered(texts, authorize))
+                   if code is not None]
             assert all(any(code == e for e in remaining) for code in bad), (texts, got)
             ends = [f for f in got if f.get("fatal") or f["t"] == "unauthorized"]
             if ends:  # only a fuzzed auth frame (bad version or credentials) may end it
